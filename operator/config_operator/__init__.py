@@ -1,0 +1,3 @@
+"""config-operator: PrometheusConfig + ServiceMonitors/PodMonitors -> Secret prometheus-<name>."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,9 @@
+"""config-reloader: render a config (gzip, ``$(VAR)``), write it atomically, reload the target.
+
+Modules, in the order a trigger passes through them:
+``render`` (bytes in, bytes out), ``write`` (atomic file replace), ``watch`` (events and ticker),
+``reload`` (HTTP POST or SIGHUP), ``serve`` (/metrics, /healthz, /readyz); ``app`` ties them together
+and ``cli`` parses the prometheus-config-reloader flags.
+"""
+
+__version__ = "0.1.0"
