@@ -22,7 +22,7 @@ debian-deps:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check reloader operator/config_operator
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: lint debian-deps

@@ -12,7 +12,12 @@ import sys
 import time
 from typing import Any, Final, TextIO
 
-LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 FORMATS: Final = ("logfmt", "json")
 
 # LogRecord attributes that are not user fields passed through ``extra=``.
@@ -55,9 +60,15 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, ``msg`` first."""
 
     def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {"msg": record.getMessage(), "level": _level_name(record), "ts": _timestamp(record)}
+        doc: dict[str, Any] = {
+            "msg": record.getMessage(),
+            "level": _level_name(record),
+            "ts": _timestamp(record),
+        }
         doc.update({"logger": record.name} if record.name not in ("root", "") else {})
-        doc.update({k: v if isinstance(v, int | float | bool | None) else str(v) for k, v in _fields(record).items()})
+        doc.update(
+            {k: v if isinstance(v, int | float | bool | None) else str(v) for k, v in _fields(record).items()}
+        )
         if record.exc_info and record.exc_info[1] is not None:
             doc["err"] = repr(record.exc_info[1])
         return json.dumps(doc)

@@ -52,7 +52,9 @@ def load_web_config(path: str | Path) -> WebConfig:
     try:
         doc = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise WebConfigError(f"web config {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+        raise WebConfigError(
+            f"web config {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
     if not isinstance(doc, dict):
         raise WebConfigError(f"web config {path}: top level is not a mapping")
     base = Path(path).parent
@@ -137,8 +139,8 @@ async def serving(
     try:
         site = web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context if web_config else None)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else ()  # type: ignore[union-attr]
-        bound = sockets[0].getsockname()[1] if sockets else port
+        # runner.addresses holds the real port when port 0 was asked for.
+        bound = runner.addresses[0][1] if runner.addresses else port
         log.info("listening", extra={"address": listen_address, "port": bound})
         yield int(bound)
     finally:

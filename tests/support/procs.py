@@ -60,7 +60,9 @@ def http_post(url: str, timeout_s: float = 10.0) -> tuple[int, bytes]:
         return int(exc.code), exc.read()
 
 
-def wait_for(predicate: Any, timeout_s: float = 20.0, interval_s: float = 0.1, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Any, timeout_s: float = 20.0, interval_s: float = 0.1, what: str = "condition"
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail the test naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
@@ -115,7 +117,9 @@ class Target:
         return self.log_path.read_text(errors="replace")
 
 
-def _start(name: str, argv: list[str], url: str, config_path: Path, log_path: Path, ready_path: str) -> Target:
+def _start(
+    name: str, argv: list[str], url: str, config_path: Path, log_path: Path, ready_path: str
+) -> Target:
     logf = log_path.open("wb")
     proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     logf.close()
@@ -153,8 +157,14 @@ def start_prometheus(workdir: Path, config_path: Path, *extra_args: str) -> Targ
         "--web.enable-lifecycle",
         *extra_args,
     ]
-    return _start("prometheus", argv, f"http://127.0.0.1:{port}", config_path, workdir / f"prometheus-{port}.log",
-                  "/-/ready")
+    return _start(
+        "prometheus",
+        argv,
+        f"http://127.0.0.1:{port}",
+        config_path,
+        workdir / f"prometheus-{port}.log",
+        "/-/ready",
+    )
 
 
 def start_alertmanager(workdir: Path, config_path: Path) -> Target:
@@ -168,8 +178,14 @@ def start_alertmanager(workdir: Path, config_path: Path) -> Target:
         f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
     ]
-    return _start("alertmanager", argv, f"http://127.0.0.1:{port}", config_path,
-                  workdir / f"alertmanager-{port}.log", "/-/ready")
+    return _start(
+        "alertmanager",
+        argv,
+        f"http://127.0.0.1:{port}",
+        config_path,
+        workdir / f"alertmanager-{port}.log",
+        "/-/ready",
+    )
 
 
 @pytest.fixture
