@@ -1,0 +1,37 @@
+"""Init mode (``--watch-interval=0``): wall time from exec to exit, rendering a 1 MiB gz config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from bench.harness import MiB, gz, prometheus_like_config, reloader_binary
+
+
+def measure_init_mode(workdir: Path, runs: int) -> list[float]:
+    """Seconds per run; one warm-up run first (page cache, .pyc files), not counted."""
+    workdir.mkdir(parents=True)
+    src = workdir / "prometheus.yaml.gz"
+    src.write_bytes(gz(prometheus_like_config(MiB, "init")))
+    argv = [reloader_binary(), f"--config-file={src}", "--watch-interval=0"]
+    env = {**os.environ, "POD_NAME": "bench-0"}
+    times: list[float] = []
+    for i in range(runs + 1):
+        out = workdir / f"out-{i}.yaml"  # a new output each run, so every run really writes
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*argv, f"--config-envsubst-file={out}"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"init mode exited with {done.returncode}: {done.stderr.decode()[-300:]}")
+        if i > 0:
+            times.append(elapsed)
+    return times

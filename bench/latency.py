@@ -1,0 +1,54 @@
+"""Change-to-reload latency: the time from a finished write of the config to the reload POST."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import reload_endpoint, reloader_process, replace_file
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    delay_s: float
+    samples_s: list[float]
+    extra_reloads: int
+    """POSTs beyond one per change: a burst, or a ticker, that reloaded twice."""
+
+    def percentile(self, p: float) -> float:
+        """Nearest-rank percentile, so p99 of 100 samples is the 99th smallest."""
+        ordered = sorted(self.samples_s)
+        rank = max(1, round(p / 100 * len(ordered) + 0.4999))
+        return ordered[min(rank, len(ordered)) - 1]
+
+
+async def measure_latency(workdir: Path, delay: str, delay_s: float, changes: int) -> LatencyResult:
+    """Make ``changes`` one at a time; each waits for its reload POST before the next write."""
+    watched, out, staging = workdir / "in", workdir / "out", workdir / "staging"
+    for d in (watched, out, staging):
+        d.mkdir(parents=True)
+    config = watched / "prometheus.yaml"
+    config.write_bytes(b"# change 0\nglobal: {}\n")
+    samples: list[float] = []
+    extra = 0
+    async with reload_endpoint() as endpoint:
+        args = [
+            f"--config-file={config}",
+            f"--config-envsubst-file={out / 'prometheus.yaml'}",
+            f"--reload-url={endpoint.url}",
+            f"--delay-interval={delay}",
+        ]
+        async with reloader_process(*args, log_path=workdir / "reloader.log"):
+            await endpoint.next_post(timeout_s=30)  # the first apply always reloads
+            await asyncio.sleep(0.5)
+            endpoint.drain()
+            for i in range(1, changes + 1):
+                replace_file(config, f"# change {i}\nglobal: {{}}\n".encode(), staging)
+                written = time.monotonic()
+                posted = await endpoint.next_post(timeout_s=delay_s + 30)
+                samples.append(posted - written)
+                await asyncio.sleep(0.05)  # a duplicate reload of this change would arrive by now
+                extra += endpoint.drain()
+    return LatencyResult(delay_s=delay_s, samples_s=samples, extra_reloads=extra)

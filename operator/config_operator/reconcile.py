@@ -1,0 +1,397 @@
+"""Reconcile one PrometheusConfig: the Secret, the status, and the Events.
+
+For a key (namespace, name), from the informers' caches:
+
+- gone: nothing to do; the Secret goes with it, by its controller ownerReference (garbage collection);
+- paused: skipped;
+- otherwise ``generate()`` the config from the selected monitors, and write the Secret ``secret_name(pc)``
+  only when its data (or our label and ownerReference) differ, so a resync with no change leaves its
+  resourceVersion alone and Prometheus is not reloaded for nothing; a 409 is retried after a fresh read;
+- the status subresource says what happened (only patched when it differs: every patch is a watch event
+  that queues the key again);
+- Events: a Warning per rejected monitor, a Warning for a malformed PrometheusConfig (whose last good
+  Secret stays), a Normal when the Secret changed. Warnings are posted when the set of problems changes,
+  not on every resync.
+
+The functions named ``desired_*`` and ``*_event`` are pure; ``Reconciler`` does the I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from config_operator import generate as g
+from config_operator.client import ApiError
+from config_operator.informer import Store
+from config_operator.metrics import OperatorMetrics
+from config_operator.resources import (
+    API_VERSION,
+    KIND,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    Condition,
+    ObjectKey,
+    OwnerReference,
+    PrometheusConfig,
+    PrometheusConfigStatus,
+    Secret,
+)
+
+log = logging.getLogger(__name__)
+
+CONDITION = "Reconciled"
+COMPONENT = "config-operator"
+# A Secret write that keeps losing races (409) is handed back to the queue's backoff after this many.
+WRITE_ATTEMPTS = 5
+
+
+class KubeWrites(Protocol):
+    """The API calls a reconcile makes (``client.Kube`` has them)."""
+
+    async def get_secret(self, namespace: str, name: str) -> Secret | None: ...
+    async def create_secret(self, namespace: str, body: Secret) -> Secret: ...
+    async def replace_secret(self, namespace: str, name: str, body: Secret) -> Secret: ...
+    async def patch_status(self, namespace: str, name: str, status: PrometheusConfigStatus) -> None: ...
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Caches:
+    """The informers' stores that a reconcile reads."""
+
+    prometheus_configs: Store
+    service_monitors: Store
+    pod_monitors: Store
+    namespaces: Store
+
+
+class ConflictError(RuntimeError):
+    """The Secret kept changing under us; the queue retries later."""
+
+
+# --- pure helpers -------------------------------------------------------------------------------------
+
+
+def owner_reference(pc: PrometheusConfig) -> OwnerReference:
+    """The controller ownerReference pointing at ``pc``."""
+    meta = pc.get("metadata") or {}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": str(meta.get("name", "")),
+        "uid": str(meta.get("uid", "")),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def desired_secret(pc: PrometheusConfig, compressed: bytes, current: Secret | None) -> Secret | None:
+    """The Secret to write for ``pc``, or None when ``current`` already is it.
+
+    Other labels, annotations and non-controller owners on ``current`` are kept; its resourceVersion is
+    carried over so that a concurrent change makes the write fail with 409 rather than be lost.
+    """
+    key = ObjectKey.of(pc)
+    data = {g.SECRET_KEY: base64.b64encode(compressed).decode()}
+    ours = owner_reference(pc)
+    if current is None:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": g.secret_name(pc),
+                "namespace": key.namespace,
+                "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+                "ownerReferences": [ours],
+            },
+            "type": "Opaque",
+            "data": data,
+        }
+    meta = current.get("metadata") or {}
+    labels = dict(meta.get("labels") or {})
+    owners = list(meta.get("ownerReferences") or [])
+    if (
+        (current.get("data") or {}) == data
+        and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+        and ours in owners
+    ):
+        return None
+    labels[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
+    # Only one controller may own an object: ours replaces any other.
+    owners = [o for o in owners if not o.get("controller") and o.get("uid") != ours["uid"]] + [ours]
+    updated: Secret = copy.deepcopy(current)
+    updated.setdefault("metadata", {}).update({"labels": labels, "ownerReferences": owners})
+    updated["data"] = data
+    updated.pop("stringData", None)
+    return updated
+
+
+def desired_status(
+    pc: PrometheusConfig,
+    *,
+    ok: bool,
+    reason: str,
+    message: str,
+    now: str,
+    generated: g.Generated | None = None,
+) -> PrometheusConfigStatus:
+    """The status after a reconcile; a failure keeps the last good hash and counts.
+
+    lastTransitionTime moves only when the condition's status flips.
+    """
+    current: Any = pc.get("status") or {}
+    generation = (pc.get("metadata") or {}).get("generation")
+    old = next(
+        (c for c in current.get("conditions") or [] if isinstance(c, dict) and c.get("type") == CONDITION),
+        None,
+    )
+    flag: Literal["True", "False"] = "True" if ok else "False"
+    condition: Condition = {"type": CONDITION, "status": flag, "reason": reason, "message": message}
+    condition["lastTransitionTime"] = (
+        str(old["lastTransitionTime"])
+        if old and old.get("status") == flag and old.get("lastTransitionTime")
+        else now
+    )
+    status: PrometheusConfigStatus = {}
+    if generation is not None:
+        status["observedGeneration"] = int(generation)
+        condition["observedGeneration"] = int(generation)
+    status["conditions"] = [condition]
+    if generated is not None:
+        status["configHash"] = g.config_hash(generated.config)
+        status["serviceMonitors"] = generated.service_monitors
+        status["podMonitors"] = generated.pod_monitors
+        status["rejectedMonitors"] = len(generated.rejected)
+    else:
+        for name in ("configHash", "serviceMonitors", "podMonitors", "rejectedMonitors"):
+            if name in current:
+                status[name] = current[name]
+    return status
+
+
+def event(
+    pc: PrometheusConfig, *, type_: str, reason: str, message: str, now: str, instance: str, name_suffix: str
+) -> dict[str, Any]:
+    """A core v1 Event about ``pc``."""
+    meta = pc.get("metadata") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta.get('name', '')}.{name_suffix}", "namespace": meta.get("namespace", "")},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": meta.get("name", ""),
+            "namespace": meta.get("namespace", ""),
+            "uid": meta.get("uid", ""),
+            "resourceVersion": meta.get("resourceVersion", ""),
+        },
+        "type": type_,
+        "reason": reason,
+        # The API server rejects an Event message over 1 KiB.
+        "message": message[:1024],
+        "source": {"component": COMPONENT, "host": instance},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": instance,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
+def rejected_message(rejected: g.Rejected) -> str:
+    """The Event message for a skipped monitor: it names the monitor and the reason."""
+    return f"{rejected.kind} {rejected.namespace}/{rejected.name} skipped: {rejected.reason}"
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- the I/O ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reported:
+    """What was last reported for a key, so a resync does not post the same Warnings again."""
+
+    rejected: frozenset[g.Rejected] = frozenset()
+    invalid: str | None = None
+
+
+@dataclass
+class Reconciler:
+    """Reconciles keys against the caches; ``reconcile`` raises on errors the queue should retry."""
+
+    kube: KubeWrites
+    caches: Caches
+    metrics: OperatorMetrics
+    instance: str = COMPONENT
+    """Who posts the Events (reportingInstance): the pod name or the leader-election identity."""
+    now: Callable[[], str] = _utc_now
+    _reported: dict[ObjectKey, _Reported] = field(default_factory=dict)
+
+    async def reconcile(self, key: ObjectKey) -> None:
+        """Bring the Secret and status of ``key`` in line with the caches."""
+        started = time.perf_counter()
+        self.metrics.reconciles.inc()
+        try:
+            await self._reconcile(key)
+        except Exception:
+            self.metrics.reconcile_errors.labels("api").inc()
+            raise
+        finally:
+            self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+
+    async def _reconcile(self, key: ObjectKey) -> None:
+        pc: PrometheusConfig | None = self.caches.prometheus_configs.get(key)  # type: ignore[assignment]
+        if pc is None or (pc.get("metadata") or {}).get("deletionTimestamp"):
+            self._reported.pop(key, None)
+            return
+        spec: Any = pc.get("spec") or {}
+        if isinstance(spec, dict) and spec.get("paused") is True:
+            log.debug("paused, skipped", extra={"key": str(key)})
+            return
+        try:
+            generated = g.generate(
+                pc,
+                self.caches.service_monitors.objects(),  # type: ignore[arg-type]
+                self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
+                self.caches.namespaces.objects(),  # type: ignore[arg-type]
+                await self._additional_secrets(pc),
+            )
+        except g.InvalidConfig as exc:
+            await self._invalid(key, pc, str(exc))
+            return
+        await self._report_rejected(key, pc, generated.rejected)
+        operation = await self._write_secret(pc, g.compress(generated.config))
+        if operation:
+            self.metrics.secret_writes.labels(operation).inc()
+            name = g.secret_name(pc)
+            log.info(
+                "config secret written",
+                extra={
+                    "key": str(key),
+                    "secret": name,
+                    "operation": operation,
+                    "hash": g.config_hash(generated.config)[:12],
+                },
+            )
+            await self._event(
+                pc,
+                "Normal",
+                "ConfigUpdated",
+                f"Secret {name} {operation}d: {generated.service_monitors} ServiceMonitors, "
+                f"{generated.pod_monitors} PodMonitors, config hash {g.config_hash(generated.config)[:12]}",
+            )
+        message = (
+            f"{generated.service_monitors} ServiceMonitors, {generated.pod_monitors} PodMonitors selected"
+        )
+        if generated.rejected:
+            message += f", {len(generated.rejected)} rejected"
+        await self._set_status(
+            key,
+            pc,
+            desired_status(
+                pc, ok=True, reason="Reconciled", message=message, now=self.now(), generated=generated
+            ),
+        )
+        self._reported.setdefault(key, _Reported()).invalid = None
+
+    async def _additional_secrets(self, pc: PrometheusConfig) -> list[Secret]:
+        """The Secret that spec.additionalScrapeConfigs names, if it exists (generate() reports a missing one)."""
+        spec: Any = pc.get("spec") or {}
+        ref = spec.get("additionalScrapeConfigs") if isinstance(spec, dict) else None
+        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str) or not ref["name"]:
+            return []
+        secret = await self.kube.get_secret(ObjectKey.of(pc).namespace, ref["name"])
+        return [secret] if secret is not None else []
+
+    async def _invalid(self, key: ObjectKey, pc: PrometheusConfig, message: str) -> None:
+        """A malformed PrometheusConfig: Reconciled=False and a Warning; the last good Secret stays."""
+        self.metrics.reconcile_errors.labels("invalid").inc()
+        log.warning(
+            "invalid PrometheusConfig, secret left as it was", extra={"key": str(key), "err": message}
+        )
+        reported = self._reported.setdefault(key, _Reported())
+        if reported.invalid != message:
+            await self._event(pc, "Warning", "InvalidConfig", message)
+            reported.invalid = message
+        await self._set_status(
+            key, pc, desired_status(pc, ok=False, reason="InvalidConfig", message=message, now=self.now())
+        )
+
+    async def _report_rejected(
+        self, key: ObjectKey, pc: PrometheusConfig, rejected: Sequence[g.Rejected]
+    ) -> None:
+        reported = self._reported.setdefault(key, _Reported())
+        for item in rejected:
+            if item not in reported.rejected:
+                log.warning(
+                    "monitor rejected",
+                    extra={
+                        "key": str(key),
+                        "monitor": f"{item.kind} {item.namespace}/{item.name}",
+                        "err": item.reason,
+                    },
+                )
+                await self._event(pc, "Warning", "MonitorRejected", rejected_message(item))
+        reported.rejected = frozenset(rejected)
+
+    async def _write_secret(self, pc: PrometheusConfig, compressed: bytes) -> str | None:
+        """Create or update the Secret; return "create", "update", or None when it was already right."""
+        namespace, name = ObjectKey.of(pc).namespace, g.secret_name(pc)
+        for _ in range(WRITE_ATTEMPTS):
+            current = await self.kube.get_secret(namespace, name)
+            body = desired_secret(pc, compressed, current)
+            if body is None:
+                return None
+            try:
+                if current is None:
+                    await self.kube.create_secret(namespace, body)
+                    return "create"
+                await self.kube.replace_secret(namespace, name, body)
+                return "update"
+            except ApiError as exc:
+                if not exc.conflict:
+                    raise
+                # Someone else wrote it (or created it) since our read: read again and redo.
+                log.info("secret changed under us, retrying", extra={"secret": f"{namespace}/{name}"})
+        raise ConflictError(f"Secret {namespace}/{name}: still conflicting after {WRITE_ATTEMPTS} attempts")
+
+    async def _set_status(self, key: ObjectKey, pc: PrometheusConfig, status: PrometheusConfigStatus) -> None:
+        if (pc.get("status") or {}) == status:
+            return
+        try:
+            await self.kube.patch_status(key.namespace, key.name, status)
+        except ApiError as exc:
+            if exc.not_found:  # deleted meanwhile
+                return
+            raise
+
+    async def _event(self, pc: PrometheusConfig, type_: str, reason: str, message: str) -> None:
+        """Post an Event; best effort, as client-go's recorder: a failure is logged, not retried."""
+        body = event(
+            pc,
+            type_=type_,
+            reason=reason,
+            message=message,
+            now=self.now(),
+            instance=self.instance,
+            name_suffix=uuid.uuid4().hex[:16],
+        )
+        try:
+            await self.kube.create_event(ObjectKey.of(pc).namespace, body)
+        except ApiError as exc:
+            log.warning(
+                "could not post event",
+                extra={"key": str(ObjectKey.of(pc)), "reason": reason, "err": str(exc)},
+            )

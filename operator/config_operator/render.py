@@ -1,0 +1,129 @@
+"""``config-operator render``'s logic: YAML manifests in, the operator's prometheus.yaml out, no cluster.
+
+The files hold PrometheusConfig, ServiceMonitor, PodMonitor, Namespace and Secret objects, in any
+order, as multi-document YAML (a ``kind: List`` is unwrapped). Objects without a namespace land in
+``default``, as kubectl would put them. Other kinds are ignored with a warning, so a whole
+application manifest can be passed as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config_operator.generate import InvalidConfig, generate
+from config_operator.resources import KIND, ObjectKey
+
+DEFAULT_NAMESPACE = "default"
+_NAMESPACED = (KIND, "ServiceMonitor", "PodMonitor", "Secret")
+
+
+class RenderError(ValueError):
+    """The input cannot be rendered; the message is one line naming the file or the cause."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The generated prometheus.yaml and one line per skipped monitor or ignored document."""
+
+    text: str
+    warnings: tuple[str, ...]
+
+
+@dataclass
+class _Objects:
+    by_kind: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {k: [] for k in (*_NAMESPACED, "Namespace")}
+    )
+    warnings: list[str] = field(default_factory=list)
+
+
+def render_files(paths: Sequence[str], *, name: str | None = None) -> Rendered:
+    """The prometheus.yaml the operator would write for the one PrometheusConfig in ``paths``.
+
+    With several PrometheusConfigs, ``name`` (``name`` or ``namespace/name``) picks one. Raises
+    RenderError for an unreadable file, bad YAML, or no (or an ambiguous) PrometheusConfig; a malformed
+    monitor is only a warning, as the operator skips it too.
+    """
+    if not paths:
+        raise RenderError("no input files given")
+    objects = _Objects()
+    for path in paths:
+        _load(path, objects)
+    pc = _pick(objects.by_kind[KIND], name)
+    try:
+        generated = generate(
+            pc,  # type: ignore[arg-type]
+            objects.by_kind["ServiceMonitor"],  # type: ignore[arg-type]
+            objects.by_kind["PodMonitor"],  # type: ignore[arg-type]
+            objects.by_kind["Namespace"],  # type: ignore[arg-type]
+            objects.by_kind["Secret"],  # type: ignore[arg-type]
+        )
+    except InvalidConfig as exc:
+        raise RenderError(f"PrometheusConfig {ObjectKey.of(pc)}: {exc}") from None
+    warnings = [*objects.warnings, *(f"skipped {r}" for r in generated.rejected)]
+    return Rendered(text=generated.config.decode(), warnings=tuple(warnings))
+
+
+def _load(path: str, objects: _Objects) -> None:
+    try:
+        text = Path(path).read_bytes().decode()
+    except OSError as exc:
+        raise RenderError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise RenderError(f"{path}: not UTF-8 text") from None
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise RenderError(f"{path}: not valid YAML{at}: {problem}") from None
+    for index, doc in enumerate(docs):
+        if doc is None:
+            continue
+        where = f"{path}: document {index + 1}"
+        if not isinstance(doc, dict):
+            raise RenderError(f"{where}: not a Kubernetes object (a mapping with kind and metadata)")
+        items = doc.get("items") if doc.get("kind") == "List" else [doc]
+        if not isinstance(items, list):
+            raise RenderError(f"{where}: a List needs an items list")
+        for obj in items:
+            _add(where, obj, objects)
+
+
+def _add(where: str, obj: Any, objects: _Objects) -> None:
+    if not isinstance(obj, dict):
+        raise RenderError(f"{where}: not a Kubernetes object (a mapping with kind and metadata)")
+    kind = obj.get("kind")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise RenderError(f"{where}: {kind or 'object'} has no metadata.name")
+    if kind not in objects.by_kind:
+        objects.warnings.append(f"{where}: ignored {kind or 'an object with no kind'} {meta['name']}")
+        return
+    if kind in _NAMESPACED and not meta.get("namespace"):
+        obj = {**obj, "metadata": {**meta, "namespace": DEFAULT_NAMESPACE}}
+    objects.by_kind[kind].append(obj)
+
+
+def _pick(configs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
+    if name is not None:
+        wanted = [
+            c
+            for c in configs
+            if name in (str(ObjectKey.of(c)), ObjectKey.of(c).name)  # "ns/name" or a bare name
+        ]
+        if not wanted:
+            raise RenderError(f"no PrometheusConfig named {name!r} in the input")
+        configs = wanted
+    if not configs:
+        raise RenderError("no PrometheusConfig in the input")
+    if len(configs) > 1:
+        names = ", ".join(sorted(str(ObjectKey.of(c)) for c in configs))
+        raise RenderError(f"several PrometheusConfigs in the input ({names}); pick one with --name")
+    return configs[0]

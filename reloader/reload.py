@@ -1,0 +1,130 @@
+"""Telling the target to reload: an HTTP POST, or SIGHUP checked through runtimeinfo.
+
+Every failure is a ``ReloadError`` with one line naming the URL or process and the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+
+BODY_PREVIEW_CHARS: Final = 200
+"""How much of an error body to report: Prometheus puts the reason for a failed reload there."""
+
+
+class ReloadError(RuntimeError):
+    """The reload failed; the message is one line."""
+
+
+def _one_line(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+async def reload_http(session: aiohttp.ClientSession, url: str, *, timeout_s: float) -> None:
+    """POST to ``url``; any 2xx is success. Raises ReloadError with the status and the start of the body."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with session.post(url) as response:
+                if 200 <= response.status < 300:
+                    return
+                body = await response.content.read(4 * BODY_PREVIEW_CHARS)
+    except TimeoutError as exc:
+        raise ReloadError(f"reload {url}: no answer within {timeout_s:g}s") from exc
+    except aiohttp.ClientError as exc:
+        raise ReloadError(f"reload {url}: {exc.__class__.__name__}: {_one_line(str(exc))}") from exc
+    preview = _one_line(body.decode("utf-8", "replace"))
+    raise ReloadError(f"reload {url}: HTTP {response.status}: {preview}")
+
+
+def find_processes(executable_name: str, proc_root: Path = Path("/proc")) -> list[int]:
+    """PIDs of the processes whose executable is named ``executable_name`` (not our own process).
+
+    A process matches when the base name of /proc/PID/exe, or its comm, equals the name (comm is cut to
+    15 characters by the kernel, so only a name that short is compared with it).
+    """
+    own = os.getpid()
+    found: list[int] = []
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        names: set[str] = set()
+        with contextlib.suppress(OSError):
+            names.add(os.path.basename(os.readlink(entry / "exe")).removesuffix(" (deleted)"))
+        with contextlib.suppress(OSError):
+            comm = (entry / "comm").read_text().strip()
+            if len(executable_name) <= 15:
+                names.add(comm)
+        if executable_name in names:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+async def _runtimeinfo(session: aiohttp.ClientSession, url: str) -> tuple[bool, str]:
+    """(reloadConfigSuccess, lastConfigTime) from Prometheus's /api/v1/status/runtimeinfo."""
+    try:
+        async with session.get(url) as response:
+            if response.status != 200:
+                raise ReloadError(f"runtimeinfo {url}: HTTP {response.status}")
+            doc: Any = await response.json(content_type=None)
+    except aiohttp.ClientError as exc:
+        raise ReloadError(f"runtimeinfo {url}: {exc.__class__.__name__}: {_one_line(str(exc))}") from exc
+    except ValueError as exc:
+        raise ReloadError(f"runtimeinfo {url}: answer is not JSON") from exc
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or "reloadConfigSuccess" not in data:
+        raise ReloadError(f"runtimeinfo {url}: answer has no data.reloadConfigSuccess")
+    return bool(data["reloadConfigSuccess"]), str(data.get("lastConfigTime", ""))
+
+
+async def reload_signal(
+    session: aiohttp.ClientSession,
+    executable_name: str,
+    runtimeinfo_url: str,
+    *,
+    timeout_s: float,
+    poll_interval_s: float = 0.1,
+    find: Callable[[str], list[int]] = find_processes,
+) -> None:
+    """SIGHUP every process named ``executable_name``, then wait until runtimeinfo shows the reload.
+
+    Success is ``reloadConfigSuccess`` true with a ``lastConfigTime`` that moved. When it was true before
+    and turns false, the reload failed and we stop at once. When it was already false (an earlier failed
+    reload), false proves nothing, so we wait for success until the timeout.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            ok_before, time_before = await _runtimeinfo(session, runtimeinfo_url)
+            pids = find(executable_name)
+            if not pids:
+                raise ReloadError(f"reload by signal: no process named {executable_name!r}")
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGHUP)
+                except ProcessLookupError:
+                    continue
+                except PermissionError as exc:
+                    raise ReloadError(
+                        f"reload by signal: cannot signal {executable_name} (pid {pid}): {exc}"
+                    ) from exc
+            while True:
+                ok, last_time = await _runtimeinfo(session, runtimeinfo_url)
+                if ok and last_time != time_before:
+                    return
+                if ok_before and not ok:
+                    raise ReloadError(
+                        f"reload by signal: {executable_name} reports reloadConfigSuccess=false "
+                        f"({runtimeinfo_url})"
+                    )
+                await asyncio.sleep(poll_interval_s)
+    except TimeoutError as exc:
+        raise ReloadError(
+            f"reload by signal: {runtimeinfo_url} did not show a successful reload within {timeout_s:g}s"
+        ) from exc

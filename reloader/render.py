@@ -1,0 +1,189 @@
+"""Rendering: input bytes in, config bytes out. Pure: no files, no environment lookups, no clock.
+
+A render is a chain of generators over chunks, so memory stays flat however big the config is:
+
+1. ``maybe_gunzip``: gunzip when the data starts with the gzip magic ``1f 8b 08`` (the file name does
+   not matter), with a bound on the decompressed size so that a gzip bomb is an error, not an OOM kill;
+2. ``check_utf8``: the config must be UTF-8;
+3. ``expand_env``: ``$(NAME)`` placeholders, the prometheus-config-reloader way.
+
+Every error is a ``RenderError`` whose message names the input and the cause in one line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+GZIP_MAGIC: Final = b"\x1f\x8b\x08"
+CHUNK_BYTES: Final = 64 * 1024
+DEFAULT_MAX_DECOMPRESSED_BYTES: Final = 512 * 1024 * 1024
+MAX_NAME_CHARS: Final = 256
+"""Longer names are not placeholders; this bounds what a chunk boundary can hold back."""
+
+_PLACEHOLDER: Final = re.compile(rb"\$\(([A-Za-z0-9_]{1,%d})\)" % MAX_NAME_CHARS)
+# A placeholder cut off by the end of a chunk: "$", "$(" or "$(NAME" with no ")" yet.
+_PARTIAL: Final = re.compile(rb"\$(?:\([A-Za-z0-9_]{0,%d})?\Z" % MAX_NAME_CHARS)
+
+
+class RenderError(ValueError):
+    """The input cannot be rendered; the message is one line naming the input and the cause."""
+
+
+@dataclass
+class Expansion:
+    """What ``expand_env`` saw: the unset variables, by name, with how often each was referenced."""
+
+    unset: dict[str, int] = field(default_factory=dict)
+    """name -> number of ``$(NAME)`` references left literally in the output."""
+
+    @property
+    def errors(self) -> int:
+        """Unset references in total: the value of reloader_config_environment_variable_expansion_errors."""
+        return sum(self.unset.values())
+
+
+def maybe_gunzip(
+    chunks: Iterable[bytes], *, source: str, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+) -> Iterator[bytes]:
+    """Pass plain data through; gunzip data that starts with the gzip magic, bounded by ``max_bytes``."""
+    it = iter(chunks)
+    head = b""
+    for chunk in it:
+        head += chunk
+        if len(head) >= len(GZIP_MAGIC):
+            break
+    if not head.startswith(GZIP_MAGIC):
+        if head:
+            yield head
+        yield from it
+        return
+    yield from _gunzip(_prepend(head, it), source=source, max_bytes=max_bytes)
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _gunzip(chunks: Iterable[bytes], *, source: str, max_bytes: int) -> Iterator[bytes]:
+    # wbits 16+MAX_WBITS: gzip header and trailer (CRC, length) are checked by zlib itself.
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    produced = 0
+    member_done = False
+    for chunk in chunks:
+        data = chunk
+        while data:
+            if member_done:
+                # Concatenated gzip members are one stream, as Go's gzip.Reader reads them.
+                if not data.startswith(GZIP_MAGIC[:2]) and len(data) >= 2:
+                    raise RenderError(f"{source}: trailing garbage after gzip data")
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                member_done = False
+            try:
+                out = inflater.decompress(data, CHUNK_BYTES)
+                # max_length leaves the rest in unconsumed_tail: feed it in slices, never all at once.
+                while True:
+                    produced += len(out)
+                    if produced > max_bytes:
+                        raise RenderError(
+                            f"{source}: gzip data decompresses to more than {max_bytes} bytes (gzip bomb?)"
+                        )
+                    if out:
+                        yield out
+                    if not inflater.unconsumed_tail or inflater.eof:
+                        break
+                    out = inflater.decompress(inflater.unconsumed_tail, CHUNK_BYTES)
+            except zlib.error as exc:
+                raise RenderError(f"{source}: corrupt gzip data: {exc}") from exc
+            if inflater.eof:
+                member_done = True
+                data = inflater.unused_data
+            else:
+                data = b""
+    if not member_done:
+        raise RenderError(f"{source}: truncated gzip data (unexpected end of file)")
+
+
+def check_utf8(chunks: Iterable[bytes], *, source: str) -> Iterator[bytes]:
+    """Pass the chunks through unchanged; raise RenderError at the first byte that is not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset = 0
+    for chunk in chunks:
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise RenderError(f"{source}: not valid UTF-8 at byte {offset + exc.start}") from exc
+        offset += len(chunk)
+        yield chunk
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise RenderError(f"{source}: not valid UTF-8: truncated character at the end") from exc
+
+
+def expand_env(
+    chunks: Iterable[bytes],
+    env: Mapping[str, str],
+    expansion: Expansion,
+    *,
+    strict: bool = False,
+    source: str = "config",
+) -> Iterator[bytes]:
+    """Replace each ``$(NAME)`` with ``env[NAME]``, in one pass (values are never expanded again).
+
+    ``$VAR``, ``${VAR}`` and ``$1`` stay as they are: relabel rules use them. An unset NAME is left
+    literally and counted in ``expansion``; with ``strict`` it raises RenderError instead.
+    """
+
+    def substitute(match: re.Match[bytes]) -> bytes:
+        name = match.group(1).decode("ascii")
+        value = env.get(name)
+        if value is None:
+            if strict:
+                raise RenderError(f"{source}: environment variable {name} is not set (strict mode)")
+            expansion.unset[name] = expansion.unset.get(name, 0) + 1
+            return match.group(0)
+        return value.encode("utf-8", "surrogateescape")
+
+    carry = b""
+    for chunk in chunks:
+        buf = carry + chunk
+        # Hold back a placeholder that the chunk boundary cut in two; the next chunk completes it.
+        cut = buf.rfind(b"$")
+        if cut >= 0 and _PARTIAL.match(buf, cut):
+            buf, carry = buf[:cut], buf[cut:]
+        else:
+            carry = b""
+        if buf:
+            yield _PLACEHOLDER.sub(substitute, buf)
+    if carry:
+        yield carry
+
+
+def render(
+    chunks: Iterable[bytes],
+    env: Mapping[str, str],
+    expansion: Expansion,
+    *,
+    source: str,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> Iterator[bytes]:
+    """The whole pipeline: gunzip if gzip, check UTF-8, expand ``$(NAME)``. Empty input is an error."""
+    seen = 0
+
+    def counted(data: Iterable[bytes]) -> Iterator[bytes]:
+        nonlocal seen
+        for chunk in data:
+            seen += len(chunk)
+            yield chunk
+
+    plain = counted(maybe_gunzip(chunks, source=source, max_bytes=max_bytes))
+    yield from expand_env(check_utf8(plain, source=source), env, expansion, strict=strict, source=source)
+    if seen == 0:
+        raise RenderError(f"{source}: input is empty")

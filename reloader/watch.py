@@ -1,0 +1,123 @@
+"""Watching: file events on directories, and the hash of every file in the watched directories.
+
+We watch the parent directory of the config file, never the file itself: in a Kubernetes volume the
+visible name is a symlink into ``..data``, and an update swaps ``..data`` with one rename, so a watch on
+the file (or its inode) would miss the second update. Directories are watched without recursion, like
+the Go reloaders do.
+
+watchfiles groups events on its own (``debounce``, 1600 ms by default, and ``step``, 50 ms): both are
+set to a few milliseconds here, so that ``--delay-interval`` in the caller is the only delay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Final
+
+WATCHFILES_STEP_MS: Final = 5
+"""How often watchfiles checks for events; bounds change-to-trigger latency at --delay-interval=0."""
+WATCHFILES_DEBOUNCE_MS: Final = 5
+
+
+class WatchError(OSError):
+    """The watch on a directory broke (for example, the directory was removed)."""
+
+
+def hash_dirs(dirs: Iterable[Path], digest: hashlib._Hash, chunk_bytes: int = 64 * 1024) -> int:
+    """Feed every regular file of each directory (not recursive) into ``digest``; returns the file count.
+
+    Symlinks are followed. Directories are skipped, which is what makes each file of a Kubernetes volume
+    count once: ``..data`` and ``..<timestamp>`` are directories, and only the visible names are files.
+    Names are hashed too, so a rename is a change. OSError (a missing directory) propagates.
+    """
+    count = 0
+    for directory in dirs:
+        digest.update(os.fsencode(directory) + b"\0")
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            try:
+                if not entry.is_file():  # follows symlinks; a dangling one is not a file
+                    continue
+                with open(entry.path, "rb") as f:
+                    digest.update(os.fsencode(entry.name) + b"\0")
+                    while chunk := f.read(chunk_bytes):
+                        digest.update(chunk)
+                digest.update(b"\0")
+            except FileNotFoundError:
+                continue  # removed between listing and reading: the next event triggers again
+            count += 1
+    return count
+
+
+def watch_roots(config_file: Path | None, watched_dirs: Sequence[Path]) -> list[Path]:
+    """The directories to watch: the config file's parent and each watched dir, without duplicates."""
+    roots: list[Path] = []
+    candidates = ([config_file.absolute().parent] if config_file else []) + [
+        d.absolute() for d in watched_dirs
+    ]
+    for path in candidates:
+        if path not in roots:
+            roots.append(path)
+    return roots
+
+
+def event_filter(
+    config_file: Path | None,
+    watched_dirs: Sequence[Path],
+    output_file: Path | None,
+    temp_prefix: str,
+) -> Callable[[object, str], bool]:
+    """A watchfiles filter: which events may trigger an apply.
+
+    In a watched dir, every event counts except our own writes. In the config file's directory, only
+    the config file's name and Kubernetes' ``..data``/``..<timestamp>`` entries count: that directory
+    may hold anything (a log file, the output), and our own output must never trigger an apply, or
+    every write would trigger another one.
+    """
+    output = str(output_file.absolute()) if output_file else None
+    watched = {str(d.absolute()) for d in watched_dirs}
+    roots = {str(r) for r in watch_roots(config_file, watched_dirs)}
+    config_name = config_file.name if config_file else None
+
+    def keep(_change: object, path: str) -> bool:
+        name = os.path.basename(path)
+        if path == output or name.startswith(temp_prefix):
+            return False
+        if path in roots or os.path.dirname(path) in watched:
+            return True  # a root itself: its removal must reach watch_changes
+        return name == config_name or name.startswith("..")
+
+    return keep
+
+
+async def watch_changes(
+    roots: Sequence[Path],
+    on_events: Callable[[int], None],
+    *,
+    keep: Callable[[object, str], bool],
+) -> None:
+    """Call ``on_events(n)`` for every batch of n events until cancelled.
+
+    Raises WatchError when a watched directory itself is deleted, and whatever watchfiles raises when a
+    directory cannot be watched (FileNotFoundError when it does not exist).
+    """
+    from watchfiles import Change, awatch  # the init mode never watches: keep its imports light
+
+    root_names = {str(r) for r in roots}
+    async for changes in awatch(
+        *roots,
+        watch_filter=keep,
+        debounce=WATCHFILES_DEBOUNCE_MS,
+        step=WATCHFILES_STEP_MS,
+        recursive=False,
+        ignore_permission_denied=True,
+    ):
+        for change, path in changes:
+            if change == Change.deleted and path in root_names:
+                raise WatchError(f"watched directory {path} was removed")
+        on_events(len(changes))
+    raise WatchError("file watcher stopped")

@@ -1,0 +1,275 @@
+"""Reconcile against the fake API server: the Secret bytes, no-op resyncs, conflicts, status and Events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config_operator import generate as g
+from config_operator.app import Operator
+from tests.config_operator.conftest import (
+    PCS,
+    SMS,
+    OperatorFactory,
+    condition,
+    eventually,
+    events,
+    metric,
+    namespace,
+    prometheus_config,
+    secret_config,
+    service_monitor,
+)
+from tests.fakekube import FakeKube
+
+
+def expected(kube: FakeKube, ns: str, name: str) -> bytes:
+    """What generate() gives for the objects now in the fake API (the operator must write exactly this)."""
+    pc: Any = kube.get(PCS, ns, name)
+    return g.generate(
+        pc,
+        kube.list(SMS),  # type: ignore[arg-type]
+        kube.list("podmonitors.monitoring.coreos.com"),  # type: ignore[arg-type]
+        kube.list("namespaces"),  # type: ignore[arg-type]
+        [],
+    ).config
+
+
+async def converged(kube: FakeKube, ns: str, name: str, secret: str | None = None) -> bytes:
+    """Wait until the Secret holds generate()'s output for the current objects; return it."""
+    secret = secret or f"prometheus-{name}"
+    return await eventually(
+        lambda: (got := secret_config(kube, ns, secret)) is not None and got == expected(kube, ns, name) and got,
+        what=f"Secret {ns}/{secret} to match generate()",
+    )
+
+
+async def test_create_update_delete_converge_to_the_generated_bytes(kube: FakeKube, operator: Operator) -> None:
+    kube.create(service_monitor("api"))
+    pc = kube.create(prometheus_config("main"))
+    config = await converged(kube, "default", "main")
+    assert b"serviceMonitor/default/api/0" in config
+
+    secret = kube.get("secrets", "default", "prometheus-main")
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "config-operator"
+    [owner] = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "PrometheusConfig",
+        "main",
+        pc["metadata"]["uid"],
+        True,
+    )
+
+    # A second monitor, then a change to the first: each converges to the new bytes.
+    kube.create(service_monitor("db", port="metrics"))
+    config = await converged(kube, "default", "main")
+    assert b"serviceMonitor/default/db/0" in config
+    sm = kube.get(SMS, "default", "api")
+    sm["spec"]["endpoints"][0]["path"] = "/custom-metrics"
+    kube.update(sm)
+    config = await converged(kube, "default", "main")
+    assert b"/custom-metrics" in config
+
+    kube.delete(SMS, "default", "db")
+    config = await converged(kube, "default", "main")
+    assert b"serviceMonitor/default/db/0" not in config
+
+    # A spec change of the PrometheusConfig itself.
+    pc = kube.get(PCS, "default", "main")
+    pc["spec"]["externalLabels"] = {"cluster": "eu-1", "replica": "$(POD_NAME)"}
+    kube.update(pc)
+    config = await converged(kube, "default", "main")
+    assert b"cluster: eu-1" in config
+
+    # Deleting the PrometheusConfig: its Secret goes by garbage collection, and the operator is fine.
+    errors_before = metric(operator, "config_operator_reconcile_errors_total", {"reason": "api"})
+    kube.delete(PCS, "default", "main")
+    await eventually(lambda: kube.find("secrets", "default", "prometheus-main") is None, what="Secret gone")
+    await eventually(lambda: operator.queue.depth == 0, what="queue drained")
+    assert metric(operator, "config_operator_reconcile_errors_total", {"reason": "api"}) == errors_before
+
+
+async def test_spec_secret_name_and_namespace_selectors(kube: FakeKube, operator: Operator) -> None:
+    kube.create(namespace("team-a", team="a"))
+    kube.create(namespace("team-b", team="b"))
+    kube.create(service_monitor("a-app", "team-a"))
+    kube.create(service_monitor("b-app", "team-b"))
+    kube.create(
+        prometheus_config(
+            "sel",
+            secretName="custom-secret",
+            serviceMonitorNamespaceSelector={"matchLabels": {"team": "a"}},
+        )
+    )
+    config = await converged(kube, "default", "sel", "custom-secret")
+    assert b"serviceMonitor/team-a/a-app/0" in config
+    assert b"team-b" not in config
+    # Relabelling a namespace moves its monitors in: the namespace event queues the PrometheusConfig.
+    ns_b = kube.get("namespaces", "", "team-b")
+    ns_b["metadata"]["labels"] = {"team": "a"}
+    kube.update(ns_b)
+    config = await converged(kube, "default", "sel", "custom-secret")
+    assert b"serviceMonitor/team-b/b-app/0" in config
+
+
+async def test_a_resync_with_no_change_writes_nothing(kube: FakeKube, operator_factory: OperatorFactory) -> None:
+    kube.create(service_monitor("api"))
+    kube.create(prometheus_config("main"))
+    async with operator_factory(resync_interval_s=0.1) as op:
+        await converged(kube, "default", "main")
+        await eventually(lambda: condition(kube, "default", "main"), what="status written")
+        secret_rv = kube.get("secrets", "default", "prometheus-main")["metadata"]["resourceVersion"]
+        pc_rv = kube.get(PCS, "default", "main")["metadata"]["resourceVersion"]
+        kube.clear_calls()
+        reconciles = metric(op, "config_operator_reconciles_total")
+        await eventually(
+            lambda: metric(op, "config_operator_reconciles_total") >= reconciles + 5, what="five resyncs"
+        )
+        writes = [c for c in kube.calls if c.verb in ("create", "update", "patch", "delete")]
+        assert writes == []
+        assert kube.get("secrets", "default", "prometheus-main")["metadata"]["resourceVersion"] == secret_rv
+        assert kube.get(PCS, "default", "main")["metadata"]["resourceVersion"] == pc_rv
+
+        # Somebody edits the Secret by hand: the next resync puts the generated bytes back.
+        secret = kube.get("secrets", "default", "prometheus-main")
+        secret["data"]["prometheus.yaml.gz"] = "dGFtcGVyZWQ="
+        kube.update(secret)
+        await converged(kube, "default", "main")
+
+
+async def test_server_errors_back_off_then_succeed(kube: FakeKube, operator: Operator) -> None:
+    kube.fail_next(3, verb="create", resource="secrets")
+    kube.create(prometheus_config("main"))
+    await converged(kube, "default", "main")
+    creates = [c for c in kube.calls if (c.verb, c.resource) == ("create", "secrets")]
+    assert len(creates) == 4  # three 500s, then the one that worked
+    assert metric(operator, "config_operator_reconcile_errors_total", {"reason": "api"}) == 3
+    assert operator.queue.failures(operator.caches.prometheus_configs.keys()[0]) == 0
+    cond = await eventually(lambda: condition(kube, "default", "main"), what="status")
+    assert cond["status"] == "True"
+
+
+async def test_a_conflict_is_retried_after_a_fresh_read(kube: FakeKube, operator: Operator) -> None:
+    kube.create(service_monitor("api"))
+    kube.create(prometheus_config("main"))
+    await converged(kube, "default", "main")
+    kube.clear_calls()
+    kube.fail_next(1, verb="update", resource="secrets", code=409)
+    sm = kube.get(SMS, "default", "api")
+    sm["spec"]["endpoints"][0]["interval"] = "15s"
+    kube.update(sm)
+    config = await converged(kube, "default", "main")
+    assert b"scrape_interval: 15s" in config
+    secret_calls = [c.verb for c in kube.calls if c.resource == "secrets"]
+    # get, update (409), get again, update: inside one reconcile, not through the queue's backoff.
+    assert secret_calls[:4] == ["get", "update", "get", "update"]
+    assert metric(operator, "config_operator_reconcile_errors_total", {"reason": "api"}) == 0
+
+
+async def test_status_reports_counts_and_keeps_transition_time_while_unchanged(
+    kube: FakeKube, operator: Operator
+) -> None:
+    kube.create(service_monitor("api"))
+    kube.create(prometheus_config("main"))
+    config = await converged(kube, "default", "main")
+    status = await eventually(
+        lambda: (s := kube.get(PCS, "default", "main").get("status")) and s.get("configHash") and s,
+        what="status with a hash",
+    )
+    pc = kube.get(PCS, "default", "main")
+    assert status["observedGeneration"] == pc["metadata"]["generation"]
+    assert status["configHash"] == g.config_hash(config)
+    assert (status["serviceMonitors"], status["podMonitors"]) == (1, 0)
+    [cond] = status["conditions"]
+    assert (cond["type"], cond["status"], cond["reason"]) == ("Reconciled", "True", "Reconciled")
+    first_transition = cond["lastTransitionTime"]
+
+    kube.create(service_monitor("db"))
+    config = await converged(kube, "default", "main")
+    status = await eventually(
+        lambda: (s := kube.get(PCS, "default", "main")["status"])["configHash"] == g.config_hash(config) and s,
+        what="status hash to follow the new config",
+    )
+    assert status["serviceMonitors"] == 2
+    assert status["conditions"][0]["lastTransitionTime"] == first_transition
+
+    normal = [e for e in events(kube, type_="Normal") if e["reason"] == "ConfigUpdated"]
+    assert len(normal) == 2  # created, then updated
+    assert all(e["involvedObject"]["name"] == "main" for e in normal)
+    assert all(e["reportingInstance"] == "test-operator" for e in normal)
+
+
+async def test_a_rejected_monitor_gets_a_warning_and_the_rest_is_generated(
+    kube: FakeKube, operator_factory: OperatorFactory
+) -> None:
+    bad = service_monitor("broken")
+    bad["spec"]["endpoints"][0].update({"interval": "10s", "scrapeTimeout": "30s"})
+    kube.create(bad)
+    kube.create(service_monitor("good"))
+    kube.create(prometheus_config("main"))
+    async with operator_factory(resync_interval_s=0.1) as op:
+        config = await converged(kube, "default", "main")
+        assert b"serviceMonitor/default/good/0" in config
+        assert b"broken" not in config
+        [warning] = await eventually(
+            lambda: [e for e in events(kube, type_="Warning") if e["reason"] == "MonitorRejected"],
+            what="a MonitorRejected Warning",
+        )
+        assert "ServiceMonitor default/broken" in warning["message"]
+        assert "scrapeTimeout" in warning["message"]
+        status = await eventually(lambda: kube.get(PCS, "default", "main").get("status"), what="status")
+        assert (status["serviceMonitors"], status["rejectedMonitors"]) == (1, 1)
+        # Resyncs do not post the same Warning again.
+        reconciles = metric(op, "config_operator_reconciles_total")
+        await eventually(lambda: metric(op, "config_operator_reconciles_total") >= reconciles + 3, what="resyncs")
+        assert len([e for e in events(kube, type_="Warning") if e["reason"] == "MonitorRejected"]) == 1
+
+
+async def test_a_malformed_prometheus_config_keeps_its_last_good_secret(kube: FakeKube, operator: Operator) -> None:
+    kube.create(service_monitor("api"))
+    kube.create(prometheus_config("main"))
+    good = await converged(kube, "default", "main")
+    secret_rv = kube.get("secrets", "default", "prometheus-main")["metadata"]["resourceVersion"]
+    ok = await eventually(lambda: condition(kube, "default", "main"), what="Reconciled=True")
+    assert ok["status"] == "True"
+
+    pc = kube.get(PCS, "default", "main")
+    pc["spec"]["scrapeInterval"] = "every now and then"
+    kube.update(pc)
+    cond = await eventually(
+        lambda: (c := condition(kube, "default", "main")) and c["status"] == "False" and c,
+        what="Reconciled=False",
+    )
+    assert cond["reason"] == "InvalidConfig"
+    assert "scrapeInterval" in cond["message"]
+    assert cond["lastTransitionTime"] >= ok["lastTransitionTime"]
+    [warning] = await eventually(
+        lambda: [e for e in events(kube, type_="Warning") if e["reason"] == "InvalidConfig"], what="a Warning"
+    )
+    assert "scrapeInterval" in warning["message"]
+    status = kube.get(PCS, "default", "main")["status"]
+    assert status["observedGeneration"] == kube.get(PCS, "default", "main")["metadata"]["generation"]
+    assert status["configHash"] == g.config_hash(good)  # still the last good one
+
+    # The operator goes on: another PrometheusConfig is reconciled, and the bad one's Secret is intact.
+    kube.create(prometheus_config("other"))
+    await converged(kube, "default", "other")
+    assert secret_config(kube, "default", "prometheus-main") == good
+    assert kube.get("secrets", "default", "prometheus-main")["metadata"]["resourceVersion"] == secret_rv
+    assert metric(operator, "config_operator_reconcile_errors_total", {"reason": "invalid"}) >= 1
+
+    # Fixed again: True, and the config follows.
+    pc = kube.get(PCS, "default", "main")
+    pc["spec"]["scrapeInterval"] = "45s"
+    kube.update(pc)
+    config = await converged(kube, "default", "main")
+    assert b"scrape_interval: 45s" in config
+    await eventually(lambda: condition(kube, "default", "main")["status"] == "True", what="Reconciled=True again")
+
+
+async def test_a_paused_prometheus_config_is_left_alone(kube: FakeKube, operator: Operator) -> None:
+    kube.create(prometheus_config("paused", paused=True))
+    kube.create(prometheus_config("active"))
+    await converged(kube, "default", "active")
+    await eventually(lambda: operator.queue.depth == 0, what="queue drained")
+    assert kube.find("secrets", "default", "prometheus-paused") is None
+    assert "status" not in kube.get(PCS, "default", "paused") or not kube.get(PCS, "default", "paused")["status"]

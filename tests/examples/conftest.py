@@ -1,0 +1,3 @@
+from tests.support.procs import prometheus_factory
+
+__all__ = ["prometheus_factory"]

@@ -1,0 +1,381 @@
+"""The Kubernetes examples: every manifest validates against the Kubernetes 1.30 schemas (strict: unknown
+fields are errors), every custom resource against its CRD's openAPIV3Schema, and the sidecar example
+matches what prometheus-operator runs."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import gzip
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.examples import manifests as m
+from tests.examples import systemd
+from tests.support import procs
+
+K8S_VERSION = "1.30"
+SIDECAR = m.EXAMPLES / "kubernetes" / "sidecar"
+OPERATOR = m.EXAMPLES / "kubernetes" / "operator"
+BIN = Path(sys.executable).parent / "config-reloader"
+
+BUILTIN = [d for d in m.manifests() if not m.is_custom(d.body) and d.kind != "CustomResourceDefinition"]
+CRD_DOCS = [d for d in m.manifests() if d.kind == "CustomResourceDefinition"]
+CUSTOM = [d for d in m.manifests() if m.is_custom(d.body)]
+
+
+def test_manifest_folders_hold_only_kubernetes_objects() -> None:
+    strays = [d.where for d in m.documents() if m.in_manifest_dir(d.path) and not m.is_object(d.body)]
+    assert strays == []
+
+
+def test_the_examples_have_what_the_issue_asks_for() -> None:
+    kinds = {(d.path.parent.name, d.kind) for d in m.manifests()}
+    for expected in [
+        ("sidecar", "StatefulSet"),
+        ("sidecar", "Secret"),
+        ("sidecar", "ConfigMap"),
+        ("sidecar", "Service"),
+        ("sidecar", "ServiceAccount"),
+        ("operator", "CustomResourceDefinition"),
+        ("operator", "ClusterRole"),
+        ("operator", "ClusterRoleBinding"),
+        ("operator", "Role"),
+        ("operator", "RoleBinding"),
+        ("operator", "ServiceAccount"),
+        ("operator", "Deployment"),
+        ("samples", "PrometheusConfig"),
+        ("samples", "ServiceMonitor"),
+        ("samples", "PodMonitor"),
+    ]:
+        assert expected in kinds
+    assert {d.body["metadata"]["name"] for d in CRD_DOCS} >= {
+        "prometheusconfigs.reloader.dev",
+        "servicemonitors.monitoring.coreos.com",
+        "podmonitors.monitoring.coreos.com",
+    }
+
+
+@pytest.mark.parametrize("doc", BUILTIN + CRD_DOCS, ids=lambda d: d.where)
+def test_manifest_validates_against_kubernetes_schemas(doc: m.Doc) -> None:
+    kubernetes_validate.validate(doc.body, K8S_VERSION, strict=True)
+
+
+def test_the_kubernetes_schemas_catch_a_broken_manifest() -> None:
+    """The validation above can fail: a misspelled field and a wrong type are refused."""
+    (sts,) = [d.body for d in BUILTIN if d.kind == "StatefulSet"]
+    misspelled = copy.deepcopy(sts)
+    misspelled["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(misspelled, K8S_VERSION, strict=True)
+    wrong_type = copy.deepcopy(sts)
+    wrong_type["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(wrong_type, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("doc", CUSTOM, ids=lambda d: d.where)
+def test_custom_resource_validates_against_its_crd(doc: m.Doc) -> None:
+    assert m.cr_errors(doc.body, m.crds()) == []
+
+
+def _sample(kind: str) -> dict[str, Any]:
+    (body,) = [d.body for d in CUSTOM if d.kind == kind]
+    return copy.deepcopy(body)
+
+
+def _set(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Set a dotted path (list indexes as numbers); value None deletes it."""
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+    node: Any = body
+    for p in parents:
+        node = node[p]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return body
+
+
+BAD = [
+    ("PrometheusConfig", "spec.scrapeInterval", "30 seconds", "spec.scrapeInterval"),
+    (
+        "PrometheusConfig",
+        "spec.serviceMonitorSelector.matchExpressions",
+        [{"key": "a", "operator": "Matches"}],
+        "Matches",
+    ),
+    ("PrometheusConfig", "spec.externalLabels", {"replica": 1}, "spec.externalLabels.replica"),
+    ("PrometheusConfig", "spec.additionalScrapeConfigs", {"name": "extra"}, "'key' is a required property"),
+    ("PrometheusConfig", "spec.secretName", "Prometheus_Main", "spec.secretName"),
+    ("PrometheusConfig", "spec.paused", "yes", "spec.paused"),
+    ("PrometheusConfig", "spec", None, "'spec' is a required property"),
+    ("ServiceMonitor", "spec.endpoints", {"port": "metrics"}, "spec.endpoints"),
+    ("ServiceMonitor", "spec.endpoints.0.scheme", "ftp", "ftp"),
+    ("ServiceMonitor", "spec.endpoints.0.interval", "fast", "spec.endpoints.0.interval"),
+    ("ServiceMonitor", "spec.namespaceSelector", {"any": "true"}, "spec.namespaceSelector.any"),
+    ("ServiceMonitor", "spec.selector", None, "'selector' is a required property"),
+    ("ServiceMonitor", "spec.endpoints.0.metricRelabelings.0.action", "explode", "explode"),
+    ("PodMonitor", "spec.podMetricsEndpoints.0.honorLabels", "no", "honorLabels"),
+    ("PodMonitor", "spec.podMetricsEndpoints.0.relabelings.0.sourceLabels", ["bad-label"], "sourceLabels"),
+    ("PodMonitor", "apiVersion", "monitoring.coreos.com/v2", "no CRD serves"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "expected"), BAD, ids=[f"{b[0]}:{b[1]}={b[2]!r}" for b in BAD]
+)
+def test_a_bad_custom_resource_is_rejected(kind: str, path: str, value: Any, expected: str) -> None:
+    errors = m.cr_errors(_set(_sample(kind), path, value), m.crds())
+    assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize("doc", CRD_DOCS, ids=lambda d: d.where)
+def test_crd_schema_is_structural(doc: m.Doc) -> None:
+    for version in doc.body["spec"]["versions"]:
+        assert m.structural_errors(version["schema"]["openAPIV3Schema"]) == []
+
+
+def test_prometheusconfig_crd() -> None:
+    (crd,) = [d.body for d in CRD_DOCS if d.body["metadata"]["name"] == "prometheusconfigs.reloader.dev"]
+    spec = crd["spec"]
+    assert (spec["group"], spec["scope"], spec["names"]["kind"], spec["names"]["plural"]) == (
+        "reloader.dev",
+        "Namespaced",
+        "PrometheusConfig",
+        "prometheusconfigs",
+    )
+    (version,) = spec["versions"]
+    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+    assert version["subresources"] == {"status": {}}
+    assert {c["name"] for c in version["additionalPrinterColumns"]} >= {"Reconciled", "Age"}
+    fields = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert set(fields) == {
+        "serviceMonitorSelector",
+        "serviceMonitorNamespaceSelector",
+        "podMonitorSelector",
+        "podMonitorNamespaceSelector",
+        "scrapeInterval",
+        "scrapeTimeout",
+        "evaluationInterval",
+        "externalLabels",
+        "ruleFiles",
+        "alerting",
+        "additionalScrapeConfigs",
+        "secretName",
+        "paused",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "endpoints", "extra"),
+    [
+        ("servicemonitors.monitoring.coreos.com", "endpoints", {"targetLabels", "podTargetLabels"}),
+        ("podmonitors.monitoring.coreos.com", "podMetricsEndpoints", {"podTargetLabels"}),
+    ],
+)
+def test_monitor_crd_covers_the_subset_the_operator_reads(name: str, endpoints: str, extra: set[str]) -> None:
+    (crd,) = [d.body for d in CRD_DOCS if d.body["metadata"]["name"] == name]
+    (version,) = crd["spec"]["versions"]
+    assert version["name"] == "v1"
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert set(spec) == {"selector", "namespaceSelector", endpoints, "jobLabel", *extra}
+    assert set(spec["namespaceSelector"]["properties"]) == {"any", "matchNames"}
+    assert set(spec[endpoints]["items"]["properties"]) == {
+        "port",
+        "path",
+        "interval",
+        "scrapeTimeout",
+        "scheme",
+        "params",
+        "honorLabels",
+        "relabelings",
+        "metricRelabelings",
+    }
+
+
+# --- the sidecar example ---------------------------------------------------------------------------
+
+# What prometheus-operator passes to prometheus-config-reloader (the rule dir name aside).
+OPERATOR_SIDECAR_ARGS = [
+    "--listen-address=:8080",
+    "--reload-url=http://127.0.0.1:9090/-/reload",
+    "--config-file=/etc/prometheus/config/prometheus.yaml.gz",
+    "--config-envsubst-file=/etc/prometheus/config_out/prometheus.env.yaml",
+    "--watched-dir=/etc/prometheus/rules/prometheus-rulefiles-0",
+    "--log-format=logfmt",
+    "--log-level=info",
+]
+OPERATOR_INIT_ARGS = [
+    "--watch-interval=0",
+    "--listen-address=:8081",
+    "--config-file=/etc/prometheus/config/prometheus.yaml.gz",
+    "--config-envsubst-file=/etc/prometheus/config_out/prometheus.env.yaml",
+    "--watched-dir=/etc/prometheus/rules/prometheus-rulefiles-0",
+]
+
+
+def _one(folder: Path, kind: str) -> dict[str, Any]:
+    (body,) = [d.body for d in m.manifests() if d.path.parent == folder and d.kind == kind]
+    return dict(body)
+
+
+def _containers(pod_spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in [*pod_spec.get("initContainers", []), *pod_spec["containers"]]}
+
+
+def test_sidecar_statefulset_runs_config_reloader_like_prometheus_operator() -> None:
+    pod = _one(SIDECAR, "StatefulSet")["spec"]["template"]["spec"]
+    containers = _containers(pod)
+    assert containers["init-config-reloader"]["args"] == OPERATOR_INIT_ARGS
+    assert containers["config-reloader"]["args"] == OPERATOR_SIDECAR_ARGS
+    prometheus_args = containers["prometheus"]["args"]
+    assert "--config.file=/etc/prometheus/config_out/prometheus.env.yaml" in prometheus_args
+    assert "--web.enable-lifecycle" in prometheus_args  # /-/reload needs it
+
+    for name in ("init-config-reloader", "config-reloader"):
+        c = containers[name]
+        assert {e["name"]: e.get("valueFrom") for e in c["env"]}["POD_NAME"] == {
+            "fieldRef": {"fieldPath": "metadata.name"}
+        }
+        assert c["resources"]["limits"]["memory"] == "50Mi"
+        assert c["resources"]["requests"]["memory"] == "50Mi"
+    sidecar = containers["config-reloader"]
+    assert sidecar["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "reloader-web"}
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "reloader-web"}
+
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == _one(SIDECAR, "Secret")["metadata"]["name"]
+    assert (
+        volumes["prometheus-rulefiles-0"]["configMap"]["name"]
+        == _one(SIDECAR, "ConfigMap")["metadata"]["name"]
+    )
+    mounts = {v["name"]: v["mountPath"] for v in sidecar["volumeMounts"]}
+    assert mounts["prometheus-rulefiles-0"] == "/etc/prometheus/rules/prometheus-rulefiles-0"
+
+
+@pytest.mark.parametrize(("folder", "kind"), [(SIDECAR, "StatefulSet"), (OPERATOR, "Deployment")])
+def test_every_container_is_locked_down(folder: Path, kind: str) -> None:
+    pod = _one(folder, kind)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65534
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for name, c in _containers(pod).items():
+        sc = c["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65534, name
+        assert sc["readOnlyRootFilesystem"] is True, name
+        assert sc["allowPrivilegeEscalation"] is False, name
+        assert sc["capabilities"] == {"drop": ["ALL"]}, name
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert c["resources"]["limits"]["memory"], name
+
+
+def test_operator_deployment_runs_two_leader_elected_replicas() -> None:
+    deployment = _one(OPERATOR, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert c["args"][0] == "run" and "--leader-elect" in c["args"]
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    rbac = [d.body for d in m.manifests() if d.path.parent == OPERATOR and d.kind == "ServiceAccount"]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] in {
+        s["metadata"]["name"] for s in rbac
+    }
+
+
+def test_sidecar_secret_holds_the_gzipped_template() -> None:
+    gz = base64.b64decode(_one(SIDECAR, "Secret")["data"]["prometheus.yaml.gz"], validate=True)
+    assert gz[:3] == b"\x1f\x8b\x08"
+    template = (SIDECAR / "prometheus.yaml.tmpl").read_bytes()
+    assert gzip.decompress(gz) == template, "secret-config.yaml is stale: regenerate it (see its header)"
+    assert yaml.safe_load(template)["global"]["external_labels"]["replica"] == "$(POD_NAME)"
+
+
+def _rewrite_all(argv: list[str], replacements: dict[str, str]) -> list[str]:
+    return [systemd.rewrite(a, replacements) for a in argv]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(240)
+def test_sidecar_example_runs_against_prometheus(tmp_path: Path, prometheus_factory: Any) -> None:
+    """The StatefulSet's two config-reloader containers, their args as written (paths moved into
+    tmp_path), on the example's own Secret and ConfigMap: the init container renders the template with
+    POD_NAME, Prometheus starts on it, the sidecar reloads it and its probes answer 200."""
+    pod = _one(SIDECAR, "StatefulSet")["spec"]["template"]["spec"]
+    containers = _containers(pod)
+    etc = tmp_path / "etc" / "prometheus"
+    config_dir, out_dir, rules_dir = (
+        etc / "config",
+        etc / "config_out",
+        etc / "rules" / "prometheus-rulefiles-0",
+    )
+    for d in (config_dir, out_dir, rules_dir):
+        d.mkdir(parents=True)
+    # What the kubelet projects from the Secret and the ConfigMap.
+    secret = _one(SIDECAR, "Secret")
+    (config_dir / "prometheus.yaml.gz").write_bytes(base64.b64decode(secret["data"]["prometheus.yaml.gz"]))
+    for name, text in _one(SIDECAR, "ConfigMap")["data"].items():
+        (rules_dir / name).write_text(text)
+    promtool = procs.require_binary(procs.PROMTOOL)
+    checked = subprocess.run(
+        [promtool, "check", "rules", *sorted(map(str, rules_dir.iterdir()))], capture_output=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env.update({"POD_NAME": "prometheus-1", "SHARD": "0"})
+    paths = {"/etc/prometheus": str(etc)}
+    init = containers["init-config-reloader"]
+    done = subprocess.run(
+        [str(BIN), *_rewrite_all(init["args"], paths)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    rendered = out_dir / "prometheus.env.yaml"
+    assert yaml.safe_load(rendered.read_text())["global"]["external_labels"]["replica"] == "prometheus-1"
+    assert '"prometheus-1:${1}"' in rendered.read_text()
+
+    target = prometheus_factory(rendered)
+    port = procs.free_port()
+    sidecar_args = _rewrite_all(
+        containers["config-reloader"]["args"],
+        {
+            **paths,
+            "127.0.0.1:9090": target.url.removeprefix("http://"),
+            "--listen-address=:8080": f"--listen-address=127.0.0.1:{port}",
+        },
+    )
+    log_path = tmp_path / "sidecar.log"
+    with log_path.open("wb") as logf:
+        proc = subprocess.Popen([str(BIN), *sidecar_args], env=env, stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        probes = {
+            p["httpGet"]["path"]
+            for p in (
+                containers["config-reloader"]["livenessProbe"],
+                containers["config-reloader"]["readinessProbe"],
+            )
+        }
+
+        def probes_pass() -> bool:
+            assert proc.poll() is None, log_path.read_text()
+            return all(
+                procs.http_get(f"http://127.0.0.1:{port}{path}", timeout_s=2.0)[0] == 200 for path in probes
+            )
+
+        procs.wait_for(probes_pass, timeout_s=60, what="the sidecar's /healthz and /readyz")
+        assert target.metric("prometheus_config_last_reload_successful") == 1.0
+        assert "replica: prometheus-1" in target.config_yaml()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

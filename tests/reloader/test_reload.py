@@ -1,0 +1,154 @@
+"""reload: the http method against real aiohttp endpoints, the signal method against a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from reloader.reload import ReloadError, find_processes, reload_http, reload_signal
+from tests.support.procs import wait_for
+
+Server = Callable[..., Any]
+
+
+async def serve(aiohttp_server: Server, routes: list[web.RouteDef]) -> str:
+    app = web.Application()
+    app.add_routes(routes)
+    server = await aiohttp_server(app)
+    return str(server.make_url(""))
+
+
+@pytest.mark.parametrize("status", [200, 204])
+async def test_any_2xx_is_success(aiohttp_server: Server, status: int) -> None:
+    calls: list[str] = []
+
+    async def reload(request: web.Request) -> web.Response:
+        calls.append(request.method)
+        return web.Response(status=status)
+
+    base = await serve(aiohttp_server, [web.post("/-/reload", reload)])
+    async with aiohttp.ClientSession() as session:
+        await reload_http(session, base + "/-/reload", timeout_s=10)
+    assert calls == ["POST"]
+
+
+async def test_500_gives_status_and_start_of_body(aiohttp_server: Server) -> None:
+    reason = "failed to reload config: couldn't load configuration: yaml: line 3: mapping values\n" + "x" * 5000
+
+    async def reload(_: web.Request) -> web.Response:
+        return web.Response(status=500, text=reason)
+
+    base = await serve(aiohttp_server, [web.post("/-/reload", reload)])
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ReloadError) as err:
+            await reload_http(session, base + "/-/reload", timeout_s=10)
+    message = str(err.value)
+    assert message.startswith(f"reload {base}/-/reload: HTTP 500: failed to reload config: couldn't load")
+    assert "\n" not in message and len(message) < 400
+
+
+async def test_a_hanging_endpoint_is_bounded_by_the_timeout(aiohttp_server: Server) -> None:
+    release = asyncio.Event()
+
+    async def reload(_: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response()
+
+    base = await serve(aiohttp_server, [web.post("/-/reload", reload)])
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(ReloadError, match=r"no answer within 0\.3s"):
+                await reload_http(session, base + "/-/reload", timeout_s=0.3)
+    finally:
+        release.set()
+
+
+async def test_a_refused_connection_is_an_error_naming_the_url(unused_tcp_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}/-/reload"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ReloadError, match=rf"^reload {url}: ClientConnectorError"):
+            await reload_http(session, url, timeout_s=10)
+
+
+@pytest.fixture
+def hup_counting_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real process named ``fakeprom-<n>`` that counts its SIGHUPs in a file."""
+    name = f"fakeprom{tmp_path.name[-6:]}".replace("_", "")[:15]
+    exe = tmp_path / name
+    shutil.copy("/bin/sh", exe)
+    counter = tmp_path / "hups"
+    counter.write_text("0")
+    script = f'n=0; trap \'n=$((n+1)); echo $n > {counter}\' HUP; while :; do sleep 0.05; done'
+    proc = subprocess.Popen([str(exe), "-c", script])
+    try:
+        wait_for(lambda: proc.pid in find_processes(name), timeout_s=30, what="the fake process in /proc")
+        yield name, counter
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def runtimeinfo_routes(counter: Path, fail_after_hup: bool = False) -> list[web.RouteDef]:
+    """runtimeinfo as Prometheus serves it: lastConfigTime moves with each SIGHUP the process got."""
+
+    async def runtimeinfo(_: web.Request) -> web.Response:
+        hups = int(counter.read_text().strip() or 0)
+        ok = not (fail_after_hup and hups > 0)
+        stamp = f"2026-01-01T00:00:{hups:02d}Z" if ok else "2026-01-01T00:00:00Z"
+        return web.json_response({"status": "success", "data": {"reloadConfigSuccess": ok, "lastConfigTime": stamp}})
+
+    return [web.get("/api/v1/status/runtimeinfo", runtimeinfo)]
+
+
+async def test_signal_sends_sighup_and_waits_for_runtimeinfo(
+    aiohttp_server: Server, hup_counting_process: tuple[str, Path]
+) -> None:
+    name, counter = hup_counting_process
+    base = await serve(aiohttp_server, runtimeinfo_routes(counter))
+    async with aiohttp.ClientSession() as session:
+        await reload_signal(session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60, poll_interval_s=0.02)
+        assert counter.read_text().strip() == "1"
+        await reload_signal(session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60, poll_interval_s=0.02)
+    assert counter.read_text().strip() == "2"
+
+
+async def test_signal_fails_at_once_when_reload_config_success_turns_false(
+    aiohttp_server: Server, hup_counting_process: tuple[str, Path]
+) -> None:
+    name, counter = hup_counting_process
+    base = await serve(aiohttp_server, runtimeinfo_routes(counter, fail_after_hup=True))
+    async with aiohttp.ClientSession() as session:
+        # A timeout would give a different message: this one proves the early exit.
+        with pytest.raises(ReloadError, match="reports reloadConfigSuccess=false"):
+            await reload_signal(session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60)
+
+
+async def test_signal_with_no_such_process_is_a_clear_error(aiohttp_server: Server, tmp_path: Path) -> None:
+    counter = tmp_path / "hups"
+    counter.write_text("0")
+    base = await serve(aiohttp_server, runtimeinfo_routes(counter))
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ReloadError, match=r"^reload by signal: no process named 'no-such-proc-x'$"):
+            await reload_signal(session, "no-such-proc-x", base + "/api/v1/status/runtimeinfo", timeout_s=30)
+
+
+async def test_signal_with_runtimeinfo_down_is_a_clear_error(unused_tcp_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}/api/v1/status/runtimeinfo"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ReloadError, match=rf"^runtimeinfo {url}: ClientConnectorError"):
+            await reload_signal(session, "prometheus", url, timeout_s=30)
+
+
+def test_find_processes_never_returns_our_own_process() -> None:
+    import os
+
+    own = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    assert os.getpid() not in find_processes(own)

@@ -1,0 +1,114 @@
+"""write: the atomic replace, the unchanged-bytes skip, and failures that leave the output as it was.
+
+A full disk is simulated here through the ``write_chunk`` seam (os.write's shape, raising ENOSPC);
+tests/reloader/test_cli_filesystems.py does it for real, on a tiny tmpfs in a private mount namespace.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reloader.render import RenderError
+from reloader.write import TEMP_PREFIX, WriteError, file_sha256, read_chunks, write_atomic
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX))
+
+
+def test_writes_new_output_and_reports_hash_and_size(tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    result = write_atomic(out, [b"a: 1\n", b"b: 2\n"])
+    assert out.read_bytes() == b"a: 1\nb: 2\n"
+    assert result.changed and result.size == 10
+    assert result.sha256 == file_sha256(out)
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert leftovers(tmp_path) == []
+
+
+def test_replaces_the_output_with_a_new_inode_and_keeps_its_mode(tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    out.write_bytes(b"old\n")
+    out.chmod(0o640)
+    inode = out.stat().st_ino
+    result = write_atomic(out, [b"new\n"])
+    assert result.changed
+    assert out.read_bytes() == b"new\n"
+    assert out.stat().st_ino != inode  # renamed over, never rewritten in place
+    assert out.stat().st_mode & 0o777 == 0o640
+
+
+def test_unchanged_bytes_leave_the_output_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    out.write_bytes(b"same\n")
+    os.utime(out, (1_000_000, 1_000_000))
+    before = out.stat()
+    result = write_atomic(out, [b"sa", b"me\n"])
+    assert not result.changed
+    after = out.stat()
+    assert (after.st_ino, after.st_mtime) == (before.st_ino, before.st_mtime)
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_directory_is_an_error_naming_the_output(tmp_path: Path) -> None:
+    out = tmp_path / "nope" / "out.yaml"
+    with pytest.raises(WriteError, match=r"output .*nope/out\.yaml: cannot create a file in .*nope: No such file"):
+        write_atomic(out, [b"x"])
+
+
+def test_full_disk_keeps_the_previous_output_and_removes_the_temp_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    out.write_bytes(b"previous\n")
+    room = [100]  # bytes left on the "disk"
+
+    def small_disk(fd: int, data: bytes) -> int:
+        if len(data) > room[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        room[0] -= len(data)
+        return os.write(fd, data)
+
+    with pytest.raises(WriteError, match=r"output .*out\.yaml: No space left on device"):
+        write_atomic(out, [b"x" * 64, b"y" * 64, b"z" * 64], write_chunk=small_disk)
+    assert out.read_bytes() == b"previous\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_render_error_midway_keeps_the_previous_output(tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    out.write_bytes(b"previous\n")
+
+    def broken() -> Iterator[bytes]:
+        yield b"half of a new config\n"
+        raise RenderError("in.yaml: truncated gzip data")
+
+    with pytest.raises(RenderError, match="truncated"):
+        write_atomic(out, broken())
+    assert out.read_bytes() == b"previous\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_an_output_that_is_a_directory_fails_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    out.mkdir()
+    (out / "keep").write_text("k")
+    with pytest.raises(WriteError, match=r"out\.yaml"):
+        write_atomic(out, [b"data"])
+    assert (out / "keep").read_text() == "k"
+    assert leftovers(tmp_path) == []
+
+
+def test_read_chunks_follows_symlinks_and_file_sha256_handles_missing(tmp_path: Path) -> None:
+    target = tmp_path / "real"
+    target.write_bytes(b"r" * 200_000)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    chunks = list(read_chunks(link, chunk_bytes=65536))
+    assert b"".join(chunks) == b"r" * 200_000
+    assert max(len(c) for c in chunks) == 65536
+    assert file_sha256(tmp_path / "missing") is None
+    assert file_sha256(link) == file_sha256(target)
