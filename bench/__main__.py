@@ -80,15 +80,30 @@ def latency_rows(label: str, result: LatencyResult) -> list[Row]:
 
 async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
     rows: list[Row] = []
+    if "latency" in args.only:
+        rows += await latency_rows_all(args, workdir)
+    if "memory" in args.only:
+        rows += await memory_rows(args, workdir, (1 * MiB, 64 * MiB))
+    if "init" in args.only:
+        rows.append(init_row(args, workdir))
+    return rows
+
+
+async def latency_rows_all(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    rows: list[Row] = []
     for label, delay, delay_s in (("--delay-interval=0", "0s", 0.0), ("--delay-interval=1s", "1s", 1.0)):
         print(f"bench: latency, {label}, {args.changes} changes ...", file=sys.stderr)
         try:
             result = await measure_latency(workdir / f"latency-{delay}", delay, delay_s, args.changes)
-            rows += latency_rows(label, result)
         except (RuntimeError, TimeoutError, OSError) as exc:
             rows.append(Row(f"latency, {label}", None, "ms", delay_s * 1000 + 30, f"error: {exc}"))
+            continue
+        rows += latency_rows(label, result)
+    return rows
 
-    sizes = (1 * MiB, 64 * MiB)
+
+async def memory_rows(args: argparse.Namespace, workdir: Path, sizes: tuple[int, ...]) -> list[Row]:
+    rows: list[Row] = []
     print(f"bench: memory, idle and applying 1 MiB and 64 MiB configs x{args.repeats} ...", file=sys.stderr)
     try:
         mem = await measure_memory(workdir / "memory", sizes, args.repeats)
@@ -106,22 +121,17 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
             )
     except (RuntimeError, TimeoutError, OSError) as exc:
         rows.append(Row("RSS", None, "MiB", 40, f"error: {exc}"))
+    return rows
 
+
+def init_row(args: argparse.Namespace, workdir: Path) -> Row:
     print(f"bench: init mode, 1 MiB config x{args.init_runs} ...", file=sys.stderr)
+    name = "init mode, 1 MiB config"
     try:
         times = measure_init_mode(workdir / "init", args.init_runs)
-        rows.append(
-            Row(
-                "init mode, 1 MiB config",
-                statistics.median(times) * 1000,
-                "ms",
-                300,
-                f"median of {len(times)}",
-            )
-        )
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        rows.append(Row("init mode, 1 MiB config", None, "ms", 300, f"error: {exc}"))
-    return rows
+        return Row(name, None, "ms", 300, f"error: {exc}")
+    return Row(name, statistics.median(times) * 1000, "ms", 300, f"median of {len(times)}")
 
 
 def table(rows: list[Row]) -> str:
@@ -147,6 +157,12 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=100, help="changes per latency run (default 100)")
     parser.add_argument("--repeats", type=int, default=3, help="applies per config size (default 3)")
     parser.add_argument("--init-runs", type=int, default=9, help="init-mode runs (default 9)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default={"latency", "memory", "init"},
+        help="comma-separated subset of latency,memory,init (default: all)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args()
 

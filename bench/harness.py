@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,12 @@ from pathlib import Path
 from aiohttp import web
 
 MiB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def reloader_binary() -> str:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import psutil
 
-from bench.harness import MiB, gz, prometheus_like_config, reload_endpoint, reloader_process, replace_file
+from bench.harness import (
+    MiB,
+    free_port,
+    gz,
+    prometheus_like_config,
+    reload_endpoint,
+    reloader_process,
+    replace_file,
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,8 @@ async def measure_memory(workdir: Path, sizes: tuple[int, ...], repeats: int) ->
             f"--config-envsubst-file={out / 'prometheus.yaml'}",
             f"--reload-url={endpoint.url}",
             "--delay-interval=0s",
+            # As prometheus-operator runs the sidecar: with its /metrics server up.
+            f"--listen-address=127.0.0.1:{free_port()}",
         ]
         async with reloader_process(*args, log_path=workdir / "reloader.log") as proc:
             await endpoint.next_post(timeout_s=30)

@@ -228,6 +228,18 @@ class Reloader:
             first = await self._apply()
         except ApplyError as exc:
             raise StartupError(str(exc)) from exc
+        from reloader import __version__
+
+        log.info(
+            "started",
+            extra={
+                "version": __version__,
+                "method": self.opts.reload_method,
+                "config": str(self.opts.config_file),
+                "output": str(self.opts.output_file),
+                "watched_dirs": ",".join(str(d) for d in self.opts.watched_dirs),
+            },
+        )
         import aiohttp
 
         async with contextlib.AsyncExitStack() as stack:
@@ -342,7 +354,6 @@ class Reloader:
     async def _watch_forever(self) -> None:
         # The watcher is restarted after any error; /healthz reports it as down in between.
         while True:
-            self._watch_alive = True
             try:
                 await self._watcher(self)
                 raise watch.WatchError("file watcher returned")
@@ -357,7 +368,11 @@ class Reloader:
                     },
                 )
             await asyncio.sleep(self.opts.retry_interval_s)
-            self._changed.set()  # events may have been missed while down
+
+    def watching(self) -> None:
+        """The watcher is in place: healthy from now on. Re-read once, for changes made before it was."""
+        self._watch_alive = True
+        self._changed.set()
 
 
 async def _watch_files(reloader: Reloader) -> None:
@@ -365,4 +380,4 @@ async def _watch_files(reloader: Reloader) -> None:
     roots = watch.watch_roots(opts.config_file, opts.watched_dirs)
     keep = watch.event_filter(opts.config_file, opts.watched_dirs, opts.output_file, write.TEMP_PREFIX)
     log.debug("watching", extra={"dirs": ",".join(str(r) for r in roots)})
-    await watch.watch_changes(roots, reloader.notify, keep=keep)
+    await watch.watch_changes(roots, reloader.notify, keep=keep, on_ready=reloader.watching)

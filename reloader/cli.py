@@ -193,16 +193,6 @@ async def run_forever(opts: object, env: Mapping[str, str]) -> int:
     # The handler only sets the event; run() cancels its own tasks and returns.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "starting",
-        extra={
-            "version": __version__,
-            "method": opts.reload_method,
-            "config": str(opts.config_file),
-            "output": str(opts.output_file),
-            "watched_dirs": ",".join(str(d) for d in opts.watched_dirs),
-        },
-    )
     try:
         await Reloader(opts, env).run(stop)
     except (StartupError, WebConfigError) as exc:

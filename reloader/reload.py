@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import aiohttp
 
-BODY_PREVIEW_CHARS: Final = 200
+BODY_PREVIEW_CHARS: Final = 1000
 """How much of an error body to report: Prometheus puts the reason for a failed reload there."""
 
 

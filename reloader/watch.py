@@ -20,6 +20,8 @@ from typing import Final
 WATCHFILES_STEP_MS: Final = 5
 """How often watchfiles checks for events; bounds change-to-trigger latency at --delay-interval=0."""
 WATCHFILES_DEBOUNCE_MS: Final = 5
+WATCHFILES_TIMEOUT_MS: Final = 250
+"""watchfiles wakes up at least this often; its first wake-up tells us the watch is in place."""
 
 
 class WatchError(OSError):
@@ -99,25 +101,35 @@ async def watch_changes(
     on_events: Callable[[int], None],
     *,
     keep: Callable[[object, str], bool],
+    on_ready: Callable[[], None],
 ) -> None:
     """Call ``on_events(n)`` for every batch of n events until cancelled.
 
-    Raises WatchError when a watched directory itself is deleted, and whatever watchfiles raises when a
-    directory cannot be watched (FileNotFoundError when it does not exist).
+    ``on_ready`` is called once the directories are really being watched (the first wake-up of
+    watchfiles proves it): whatever changed before that moment was not seen as an event, so the caller
+    re-reads everything then. Raises WatchError when a watched directory itself is deleted, and whatever
+    watchfiles raises when a directory cannot be watched (FileNotFoundError when it does not exist).
     """
     from watchfiles import Change, awatch  # the init mode never watches: keep its imports light
 
     root_names = {str(r) for r in roots}
+    ready = False
     async for changes in awatch(
         *roots,
         watch_filter=keep,
         debounce=WATCHFILES_DEBOUNCE_MS,
         step=WATCHFILES_STEP_MS,
+        rust_timeout=WATCHFILES_TIMEOUT_MS,
+        yield_on_timeout=True,
         recursive=False,
         ignore_permission_denied=True,
     ):
+        if not ready:
+            ready = True
+            on_ready()
         for change, path in changes:
             if change == Change.deleted and path in root_names:
                 raise WatchError(f"watched directory {path} was removed")
-        on_events(len(changes))
+        if changes:
+            on_events(len(changes))
     raise WatchError("file watcher stopped")

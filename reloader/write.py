@@ -58,10 +58,6 @@ def file_sha256(path: str | Path) -> str | None:
     return digest.hexdigest()
 
 
-def _describe(exc: OSError) -> str:
-    return exc.strerror or exc.__class__.__name__
-
-
 def _write_all(fd: int, data: bytes, write_chunk: WriteChunk) -> None:
     while data:
         written = write_chunk(fd, data)
@@ -73,45 +69,52 @@ def write_atomic(
 ) -> WriteResult:
     """Write ``chunks`` to ``path`` atomically, unless the bytes are unchanged.
 
-    Raises WriteError for any OS failure (missing or read-only directory, full disk). Errors raised by
-    ``chunks`` itself (a RenderError) propagate unchanged. Either way, the output is left as it was.
+    Raises WriteError for any OS failure on the output side (missing or read-only directory, full
+    disk). Errors raised by ``chunks`` itself (a RenderError, or an OSError reading the input) propagate
+    unchanged. Either way, the output is left as it was and the temporary file is gone.
     """
     out = Path(path)
     directory = out.parent
-    digest = hashlib.sha256()
-    size = 0
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise WriteError(
-            exc.errno, f"output {out}: cannot create a file in {directory}: {_describe(exc)}"
-        ) from exc
+        raise _write_error(out, exc, f"cannot create a file in {directory}: ") from exc
     tmp = Path(tmp_name)
+    digest = hashlib.sha256()
+    size = 0
     try:
         try:
-            for chunk in chunks:
-                _write_all(fd, chunk, write_chunk)
+            for chunk in chunks:  # the source's own errors pass through untouched
+                _guarded(out, _write_all, fd, chunk, write_chunk)
                 digest.update(chunk)
                 size += len(chunk)
-            os.fsync(fd)
+            _guarded(out, os.fsync, fd)
         finally:
             os.close(fd)
         sha = digest.hexdigest()
         if file_sha256(out) == sha:
             tmp.unlink()
             return WriteResult(sha256=sha, size=size, changed=False)
-        # The temp file is private (mkstemp makes it 0600); the output should be readable like a normal file.
+        # mkstemp makes the file 0600; the output keeps its mode, or gets a normal file's.
         mode = out.stat().st_mode & 0o777 if out.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise WriteError(exc.errno, f"output {out}: {_describe(exc)}") from exc
+        _guarded(out, os.chmod, tmp, mode)
+        _guarded(out, os.replace, tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(directory)
     return WriteResult(sha256=sha, size=size, changed=True)
+
+
+def _write_error(out: Path, exc: OSError, context: str = "") -> WriteError:
+    return WriteError(exc.errno, f"output {out}: {context}{exc.strerror or exc.__class__.__name__}")
+
+
+def _guarded(out: Path, fn: Callable[..., object], *args: object) -> None:
+    try:
+        fn(*args)
+    except OSError as exc:
+        raise _write_error(out, exc) from exc
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -131,8 +131,8 @@ def show_config(prom_url: str) -> dict[str, Any]:
     doc = running_config(prom_url)
     labels = doc.get("global", {}).get("external_labels", {})
     jobs = [job["job_name"] for job in doc.get("scrape_configs", [])]
-    print(f"  external_labels: {json.dumps(labels, sort_keys=True)}")
-    print(f"  scrape jobs:     {', '.join(jobs)}")
+    print(f"   external_labels: {json.dumps(labels, sort_keys=True)}")
+    print(f"   scrape jobs:     {', '.join(jobs)}")
     return doc
 
 
@@ -162,7 +162,7 @@ def demo(workdir: Path) -> None:
     config_gz, rendered = config_dir / "prometheus.yaml.gz", out_dir / "prometheus.env.yaml"
     common = [f"--config-file={config_gz}", f"--config-envsubst-file={rendered}"]
 
-    print(f"1. Writing {HERE.name}/prometheus.yaml.tmpl, gzipped, to {config_gz}")
+    print(f"1. Writing examples/{HERE.name}/prometheus.yaml.tmpl, gzipped, to {config_gz}")
     write_gz_atomically(config_gz, (HERE / "prometheus.yaml.tmpl").read_text())
 
     print("2. config-reloader --watch-interval=0 (init mode) renders it once")

@@ -64,7 +64,7 @@ def cli() -> None:
     help="Holder identity; default: $POD_NAME or host name + suffix.",
 )
 @click.option(
-    "--leader-election-lease-duration", type=float, default=15.0, show_default=True, help="Seconds."
+    "--leader-election-lease-duration", type=int, default=15, show_default=True, help="Seconds."
 )
 @click.option(
     "--leader-election-renew-deadline", type=float, default=10.0, show_default=True, help="Seconds."
@@ -90,7 +90,7 @@ def run(
     leader_election_lease_name: str,
     leader_election_namespace: str,
     leader_election_identity: str | None,
-    leader_election_lease_duration: float,
+    leader_election_lease_duration: int,
     leader_election_renew_deadline: float,
     leader_election_retry_period: float,
     resync_interval: float,

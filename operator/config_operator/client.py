@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -315,7 +316,8 @@ class Kube:
         election = leaderelection.LeaderElection(
             electionconfig.Config(
                 lock,
-                lease_duration=lease_duration_s,
+                # The library writes str(lease_duration) into the Lease and reads it back with int().
+                lease_duration=math.ceil(lease_duration_s),
                 renew_deadline=renew_deadline_s,
                 retry_period=retry_period_s,
                 onstarted_leading=on_started,
@@ -327,6 +329,15 @@ class Kube:
 
 class ConfigError(ValueError):
     """No usable connection settings (kubeconfig unreadable, not in a cluster)."""
+
+
+def _check_readable(path: str) -> None:
+    """The library only logs a missing file and then fails obscurely: say it plainly instead."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"kubeconfig {path}: {exc.strerror or exc}") from exc
 
 
 def _default_kubeconfig() -> str:
@@ -346,6 +357,7 @@ async def load_configuration(
         configuration.host = host
         return configuration
     if kubeconfig:
+        _check_readable(kubeconfig)
         try:
             await k8s_config.load_kube_config(
                 config_file=kubeconfig,
@@ -353,10 +365,10 @@ async def load_configuration(
                 client_configuration=configuration,
                 persist_config=False,
             )
-        except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"kubeconfig {kubeconfig}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
-            ) from exc
+        except Exception as exc:  # YAML, schema, auth plugins: all mean "this kubeconfig does not work"
+            text = str(exc).strip()
+            detail = text.splitlines()[0].strip("'\"") if text else repr(exc)
+            raise ConfigError(f"kubeconfig {kubeconfig}: {detail}") from exc
         return configuration
     try:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]

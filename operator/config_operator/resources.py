@@ -255,12 +255,16 @@ class ObjectKey:
     @classmethod
     def of(cls, obj: Mapping[str, object]) -> ObjectKey:
         """The key of a raw object (missing fields become empty strings)."""
-        meta: Any = obj.get("metadata") or {}
+        meta: Any = obj.get("metadata")
+        if not isinstance(meta, Mapping):
+            meta = {}
         return cls(namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""))
 
 
 def labels_of(obj: Mapping[str, object]) -> dict[str, str]:
     """metadata.labels, or ``{}``."""
-    meta: Any = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
+    meta: Any = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    if not isinstance(labels, Mapping):
+        return {}
     return {str(k): str(v) for k, v in labels.items()}

@@ -7,14 +7,17 @@ rewrites them; review the diff before committing.
 
 from __future__ import annotations
 
+import base64
 import copy
 import gzip
+import json
 import os
 import random
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import config_operator.generate as generate_module
 import pytest
 import yaml
 from config_operator.generate import (
@@ -24,6 +27,7 @@ from config_operator.generate import (
     Rejected,
     compress,
     config_hash,
+    dump_yaml,
     generate,
     may_select,
     parse_duration_ms,
@@ -34,7 +38,17 @@ from config_operator.generate import (
 from config_operator.render import render_files
 
 from reloader.render import Expansion, render
-from tests.support.filesd import target_file, to_file_sd
+from tests.support.filesd import (
+    Cluster,
+    Container,
+    ContainerPort,
+    Pod,
+    Service,
+    ServicePort,
+    target_file,
+    to_file_sd,
+    write_targets,
+)
 from tests.support.procs import PROMTOOL, require_binary
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -60,6 +74,20 @@ def test_golden(case: str) -> None:
             warnings_path.unlink(missing_ok=True)
     assert rendered.text == expected_path.read_text()
     assert warnings == (warnings_path.read_text() if warnings_path.exists() else "")
+
+
+class _PurePythonDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_without_libyaml(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Generation uses libyaml's emitter when PyYAML has it; an operator image without it must still
+    # write the same bytes, or two replicas would keep rewriting the Secret.
+    monkeypatch.setattr(generate_module, "_Dumper", _PurePythonDumper)
+    rendered = render_files([str(GOLDEN / case / "input.yaml")])
+    assert rendered.text == (GOLDEN / case / "expected.yaml").read_text()
 
 
 @pytest.mark.e2e
@@ -163,11 +191,11 @@ def test_generate_does_not_mutate_its_inputs() -> None:
 # --- selection and counts ---------------------------------------------------------------------------
 
 
-def _pc(spec: dict[str, Any], name: str = "main", namespace: str = "monitoring") -> dict[str, Any]:
+def _pc(spec: dict[str, Any], name: str = "main", namespace: str = "monitoring") -> Any:
     return {"kind": "PrometheusConfig", "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
-def _sm(name: str, namespace: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def _sm(name: str, namespace: str, labels: dict[str, str] | None = None, **spec: Any) -> Any:
     body: dict[str, Any] = {"selector": {}, "endpoints": [{"port": "metrics"}], **spec}
     return {
         "kind": "ServiceMonitor",
@@ -176,7 +204,7 @@ def _sm(name: str, namespace: str, labels: dict[str, str] | None = None, **spec:
     }
 
 
-def _pm(name: str, namespace: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def _pm(name: str, namespace: str, labels: dict[str, str] | None = None, **spec: Any) -> Any:
     body: dict[str, Any] = {"selector": {}, "podMetricsEndpoints": [{"port": "metrics"}], **spec}
     return {
         "kind": "PodMonitor",
@@ -185,7 +213,7 @@ def _pm(name: str, namespace: str, labels: dict[str, str] | None = None, **spec:
     }
 
 
-def _ns(name: str, **labels: str) -> dict[str, Any]:
+def _ns(name: str, **labels: str) -> Any:
     return {"kind": "Namespace", "metadata": {"name": name, "labels": labels}}
 
 
@@ -208,7 +236,7 @@ def test_counts_and_job_names_follow_selection() -> None:
         _sm("bad", "prod", {"team": "a"}, endpoints=[{"port": "m", "scheme": "ftp"}]),
     ]
     pms = [_pm("own", "monitoring"), _pm("other", "prod")]  # nil ns selector: own namespace only
-    out = generate(pc, sms, pms, [_ns("prod", env="p"), _ns("scratch")], [])  # type: ignore[arg-type]
+    out = generate(pc, sms, pms, [_ns("prod", env="p"), _ns("scratch")], [])
     assert _jobs(out) == ["serviceMonitor/prod/one/0", "podMonitor/monitoring/own/0"]
     assert (out.service_monitors, out.pod_monitors) == (1, 1)
     assert out.rejected == (Rejected("ServiceMonitor", "prod", "bad", out.rejected[0].reason),)
@@ -217,15 +245,15 @@ def test_counts_and_job_names_follow_selection() -> None:
 
 def test_nil_monitor_selector_selects_nothing_and_empty_selects_all() -> None:
     sms = [_sm("a", "monitoring"), _sm("b", "monitoring", {"x": "y"})]
-    none = generate(_pc({}), sms, [], [], [])  # type: ignore[arg-type]
+    none = generate(_pc({}), sms, [], [], [])
     assert _jobs(none) == [] and none.service_monitors == 0
-    every = generate(_pc({"serviceMonitorSelector": {}}), sms, [], [], [])  # type: ignore[arg-type]
+    every = generate(_pc({"serviceMonitorSelector": {}}), sms, [], [], [])
     assert _jobs(every) == ["serviceMonitor/monitoring/a/0", "serviceMonitor/monitoring/b/0"]
 
 
 def test_unselected_malformed_monitor_is_not_rejected() -> None:
     bad = _sm("bad", "elsewhere", endpoints="nope")
-    out = generate(_pc({"serviceMonitorSelector": {}}), [bad], [], [], [])  # type: ignore[arg-type]
+    out = generate(_pc({"serviceMonitorSelector": {}}), [bad], [], [], [])
     assert out.rejected == ()
 
 
@@ -278,7 +306,7 @@ REJECTIONS: list[tuple[dict[str, Any], str]] = [
 def test_malformed_service_monitor_is_rejected_with_reason(spec: dict[str, Any], reason: str) -> None:
     good = _sm("good", "monitoring")
     bad = _sm("bad", "monitoring", **spec)
-    out = generate(_pc({"serviceMonitorSelector": {}}), [bad, good], [], [], [])  # type: ignore[arg-type]
+    out = generate(_pc({"serviceMonitorSelector": {}}), [bad, good], [], [], [])
     assert _jobs(out) == ["serviceMonitor/monitoring/good/0"]
     assert len(out.rejected) == 1
     rejected = out.rejected[0]
@@ -291,7 +319,7 @@ def test_malformed_pod_monitor_is_rejected() -> None:
     bad = _pm(
         "bad", "monitoring", podMetricsEndpoints=[{"port": "m", "interval": "5s", "scrapeTimeout": "6s"}]
     )
-    out = generate(_pc({"podMonitorSelector": {}}), [], [bad, _pm("ok", "monitoring")], [], [])  # type: ignore[arg-type]
+    out = generate(_pc({"podMonitorSelector": {}}), [], [bad, _pm("ok", "monitoring")], [], [])
     assert _jobs(out) == ["podMonitor/monitoring/ok/0"]
     assert [(r.kind, r.name) for r in out.rejected] == [("PodMonitor", "bad")]
     assert out.pod_monitors == 1
@@ -300,14 +328,14 @@ def test_malformed_pod_monitor_is_rejected() -> None:
 def test_endpoint_timeout_checked_against_global_interval_from_spec() -> None:
     sm = _sm("m", "monitoring", endpoints=[{"port": "m", "scrapeTimeout": "20s"}])
     pc = _pc({"serviceMonitorSelector": {}, "scrapeInterval": "15s"})
-    assert len(generate(pc, [sm], [], [], []).rejected) == 1  # type: ignore[arg-type]
+    assert len(generate(pc, [sm], [], [], []).rejected) == 1
     pc = _pc({"serviceMonitorSelector": {}, "scrapeInterval": "1m"})
-    assert generate(pc, [sm], [], [], []).rejected == ()  # type: ignore[arg-type]
+    assert generate(pc, [sm], [], [], []).rejected == ()
 
 
 def test_scheme_is_written_in_lower_case() -> None:
     sm = _sm("m", "monitoring", endpoints=[{"port": "m", "scheme": "HTTPS"}])
-    out = generate(_pc({"serviceMonitorSelector": {}}), [sm], [], [], [])  # type: ignore[arg-type]
+    out = generate(_pc({"serviceMonitorSelector": {}}), [sm], [], [], [])
     assert yaml.safe_load(out.config)["scrape_configs"][0]["scheme"] == "https"
 
 
@@ -347,7 +375,7 @@ INVALID_SPECS: list[tuple[Any, str]] = [
 
 @pytest.mark.parametrize(("spec", "message"), INVALID_SPECS)
 def test_malformed_prometheus_config_raises_invalid_config(spec: Any, message: str) -> None:
-    secret = {
+    secret: Any = {
         "metadata": {"name": "extra", "namespace": "monitoring"},
         "stringData": {
             "notyaml": "- job_name: [unclosed",
@@ -357,7 +385,7 @@ def test_malformed_prometheus_config_raises_invalid_config(spec: Any, message: s
     }
     pc = _pc(spec) if not isinstance(spec, dict) else _pc({"serviceMonitorSelector": {}, **spec})
     with pytest.raises(InvalidConfig) as info:
-        generate(pc, [_sm("m", "monitoring")], [], [], [secret])  # type: ignore[arg-type]
+        generate(pc, [_sm("m", "monitoring")], [], [], [secret])
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -368,14 +396,12 @@ def test_prometheus_config_without_name_is_invalid() -> None:
 
 
 def test_additional_scrape_configs_from_base64_data() -> None:
-    import base64
-
     jobs = b"- job_name: extra\n  static_configs:\n  - targets: [a:1]\n"
-    secret = {
+    secret: Any = {
         "metadata": {"name": "s", "namespace": "monitoring"},
         "data": {"k": base64.b64encode(jobs).decode()},
     }
-    out = generate(_pc({"additionalScrapeConfigs": {"name": "s", "key": "k"}}), [], [], [], [secret])  # type: ignore[arg-type]
+    out = generate(_pc({"additionalScrapeConfigs": {"name": "s", "key": "k"}}), [], [], [], [secret])
     assert yaml.safe_load(out.config)["scrape_configs"] == [
         {"job_name": "extra", "static_configs": [{"targets": ["a:1"]}]}
     ]
@@ -385,14 +411,22 @@ def test_additional_scrape_configs_from_base64_data() -> None:
 
 
 def test_secret_name_default_and_override() -> None:
-    assert secret_name(_pc({}, name="main")) == "prometheus-main"  # type: ignore[arg-type]
-    assert secret_name(_pc({"secretName": "custom"})) == "custom"  # type: ignore[arg-type]
+    assert secret_name(_pc({}, name="main")) == "prometheus-main"
+    assert secret_name(_pc({"secretName": "custom"})) == "custom"
     assert SECRET_KEY == "prometheus.yaml.gz"
 
 
 @pytest.mark.parametrize(
     ("text", "ms"),
-    [("30s", 30_000), ("1m30s", 90_000), ("500ms", 500), ("1h", 3_600_000), ("1d", 86_400_000), ("0s", 0)],
+    [
+        ("30s", 30_000),
+        ("1m30s", 90_000),
+        ("500ms", 500),
+        ("1h", 3_600_000),
+        ("1d", 86_400_000),
+        ("0s", 0),
+        ("0", 0),
+    ],
 )
 def test_parse_duration_ms(text: str, ms: int) -> None:
     assert parse_duration_ms(text) == ms
@@ -448,27 +482,104 @@ def test_may_select_monitors() -> None:
         }
     )
     namespaces = [_ns("a", watched="yes"), _ns("b")]
-    assert may_select(pc, _sm("x", "a", {"r": "1"}), namespaces)  # type: ignore[arg-type]
-    assert not may_select(pc, _sm("x", "b", {"r": "1"}), namespaces)  # type: ignore[arg-type]
-    assert not may_select(pc, _sm("x", "a", {"r": "2"}), namespaces)  # type: ignore[arg-type]
+    assert may_select(pc, _sm("x", "a", {"r": "1"}), namespaces)
+    assert not may_select(pc, _sm("x", "b", {"r": "1"}), namespaces)
+    assert not may_select(pc, _sm("x", "a", {"r": "2"}), namespaces)
     # No podMonitorSelector: no PodMonitor can be selected.
-    assert not may_select(pc, _pm("x", "a", {"r": "1"}), namespaces)  # type: ignore[arg-type]
+    assert not may_select(pc, _pm("x", "a", {"r": "1"}), namespaces)
 
 
 def test_may_select_without_kind_guesses_from_spec() -> None:
     pc = _pc({"podMonitorSelector": {}})
     listed = _pm("x", "monitoring")
     del listed["kind"]  # list items come without kind
-    assert may_select(pc, listed, [])  # type: ignore[arg-type]
-    assert not may_select(pc, listed, [], kind="ServiceMonitor")  # type: ignore[arg-type]
+    assert may_select(pc, listed, [])
+    assert not may_select(pc, listed, [], kind="ServiceMonitor")
 
 
 def test_may_select_namespaces() -> None:
     ns = _ns("anything")
-    assert not may_select(_pc({"serviceMonitorSelector": {}}), ns, [])  # type: ignore[arg-type]
-    assert may_select(_pc({"podMonitorNamespaceSelector": {}}), ns, [])  # type: ignore[arg-type]
+    assert not may_select(_pc({"serviceMonitorSelector": {}}), ns, [])
+    assert may_select(_pc({"podMonitorNamespaceSelector": {}}), ns, [])
 
 
 def test_may_select_is_true_for_a_malformed_config() -> None:
     pc = _pc({"serviceMonitorSelector": {"matchExpressions": [{"key": "k", "operator": "??"}]}})
-    assert may_select(pc, _sm("x", "monitoring"), [])  # type: ignore[arg-type]
+    assert may_select(pc, _sm("x", "monitoring"), [])
+
+
+# --- the file_sd substitution the promtool and relabeling tests rely on ------------------------------
+
+
+def test_to_file_sd_changes_only_the_discovery_blocks(tmp_path: Path) -> None:
+    text = (GOLDEN / "full_spec" / "expected.yaml").read_text()
+    swapped = to_file_sd(text, tmp_path)
+    assert "kubernetes_sd_configs" not in swapped
+
+    # Remove both discovery blocks and what is left must be byte for byte the same.
+    def without_discovery(config: str, key: str) -> list[str]:
+        out, skipping = [], False
+        for line in config.splitlines():
+            if line == f"  {key}:":
+                skipping = True
+                continue
+            if skipping and line.startswith(("  - ", "    ")):
+                continue
+            skipping = False
+            out.append(line)
+        return out
+
+    assert without_discovery(swapped, "file_sd_configs") == without_discovery(text, "kubernetes_sd_configs")
+    jobs = yaml.safe_load(swapped)["scrape_configs"]
+    assert jobs[0]["file_sd_configs"] == [{"files": [str(target_file(tmp_path, jobs[0]["job_name"]))]}]
+    assert len({str(target_file(tmp_path, j["job_name"])) for j in jobs}) == len(jobs)
+
+
+def test_to_file_sd_leaves_static_jobs_alone(tmp_path: Path) -> None:
+    text = (GOLDEN / "additional_scrape_configs" / "expected.yaml").read_text()
+    assert to_file_sd(text, tmp_path) == text
+
+
+def test_write_targets_filters_by_role_and_namespace(tmp_path: Path) -> None:
+
+    cluster = Cluster(
+        services=(
+            Service("a", "svc", {"app": "x"}, {"app": "x"}, (ServicePort("metrics", "metrics"),)),
+            Service("b", "svc", {"app": "x"}, {"app": "x"}, (ServicePort("metrics", "metrics"),)),
+        ),
+        pods=(
+            Pod(
+                "a",
+                "p1",
+                {"app": "x"},
+                (Container("c", (ContainerPort("metrics", 1), ContainerPort("other", 2))),),
+            ),
+            Pod("b", "p2", {"app": "x"}, (Container("c", (ContainerPort("metrics", 3),)),)),
+            Pod("b", "p3", {"app": "x"}, (Container("c", (ContainerPort("metrics", 4),)),), phase="Failed"),
+        ),
+    )
+    config = dump_yaml(
+        {
+            "scrape_configs": [
+                {
+                    "job_name": "ep-a",
+                    "kubernetes_sd_configs": [{"role": "endpoints", "namespaces": {"names": ["a"]}}],
+                },
+                {"job_name": "pods-all", "kubernetes_sd_configs": [{"role": "pod"}]},
+            ]
+        }
+    ).decode()
+    counts = write_targets(config, cluster, tmp_path)
+    # Endpoints in a: p1's metrics port through the service, plus its uncovered "other" port.
+    assert counts == {"ep-a": 2, "pods-all": 4}
+    groups = json.loads(target_file(tmp_path, "ep-a").read_text())
+    assert [g["labels"].get("__meta_kubernetes_endpoint_port_name") for g in groups] == ["metrics", None]
+    assert {g["labels"]["__meta_kubernetes_namespace"] for g in groups} == {"a"}
+    pods = json.loads(target_file(tmp_path, "pods-all").read_text())
+    # The pod role lists terminated pods too (the running filter in the rules drops them).
+    assert sorted(g["targets"][0] for g in pods) == [
+        "127.0.0.1:1",
+        "127.0.0.1:2",
+        "127.0.0.1:3",
+        "127.0.0.1:4",
+    ]

@@ -8,6 +8,8 @@ from collections import Counter
 import pytest
 from config_operator.queue import Backoff, WorkQueue, resync, work
 
+from tests.config_operator.conftest import eventually
+
 
 class Clock:
     """A clock the test steps by hand."""
@@ -113,15 +115,13 @@ async def test_workers_never_hold_one_key_twice_and_redo_a_key_changed_meanwhile
     async with asyncio.TaskGroup() as tg:
         workers = [tg.create_task(work(queue, process)) for _ in range(4)]
         queue.add_all(["a", "b"])
-        while running["a"] == 0 or running["b"] == 0:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: running["a"] and running["b"], what="a and b processing")
         queue.add_all(["a", "a", "b"])  # changes that arrive while a and b are processed
         for _ in range(10):
             await asyncio.sleep(0)
         assert running == Counter(a=1, b=1)
         release.set()
-        while processed["a"] < 2 or processed["b"] < 2:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: processed["a"] >= 2 and processed["b"] >= 2, what="a and b done twice")
         for worker in workers:
             worker.cancel()
     assert most == Counter(a=1, b=1)
@@ -141,8 +141,7 @@ async def test_a_failing_process_is_retried_with_backoff_and_reported() -> None:
     async with asyncio.TaskGroup() as tg:
         worker = tg.create_task(work(queue, process, on_error=lambda k, e: errors.append((k, str(e)))))
         queue.add("a")
-        while len(attempts) < 3:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(attempts) >= 3, what="three attempts")
         worker.cancel()
     assert attempts == ["a", "a", "a"]
     assert errors == [("a", "boom 1"), ("a", "boom 2")]
@@ -180,8 +179,7 @@ async def test_resync_queues_every_key_each_interval() -> None:
         await asyncio.sleep(0)
         assert queue.depth == 0
         ticks.put_nowait(None)
-        while queue.depth < 2:
-            await asyncio.sleep(0)
+        await eventually(lambda: queue.depth == 2, what="the resync's keys")
         assert [await queue.get(), await queue.get()] == ["x", "y"]
         task.cancel()
     assert slept[0] == 30.0

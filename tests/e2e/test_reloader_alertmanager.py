@@ -62,6 +62,8 @@ def test_alertmanager_follows_volume_updates_and_survives_a_bad_config(
     assert am.proc.poll() is None
     assert am.config_yaml() == last_good
     assert am.metric("alertmanager_config_last_reload_successful") == 0.0
+    failures = [line for line in reloader.log().splitlines() if am.reload_url in line and "500" in line]
+    assert failures and "nobody" in failures[0], reloader.log()[-2000:]
     assert reloader.alive()
 
     # Back to the last good bytes: the hash equals the last successful one, but the last reload failed.

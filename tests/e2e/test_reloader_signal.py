@@ -89,15 +89,24 @@ def test_sighup_reloads_the_named_process_and_runtimeinfo_confirms_it(
         "--retry-interval=1s",
     )
     wait_for(lambda: has_job("one"), what="Prometheus to run job 'one' after SIGHUP")
-    assert reloader.metric("reloader_last_reload_successful") == 1.0
+    wait_for(
+        lambda: reloader.metric("reloader_last_reload_successful") == 1.0,
+        what="the first SIGHUP reload confirmed by runtimeinfo",
+    )
     assert reloader.metric("reloader_info", 'method="signal"') == 1.0
+    first_confirmed_at = reloader.metric("reloader_last_reload_success_timestamp_seconds") or 0.0
 
+    # Right after the first reload: runtimeinfo's lastConfigTime has one-second resolution, and a reload
+    # in the same second as the previous one must still be confirmed, not timed out.
     replace_file(src, config("two").encode())
     wait_for(lambda: has_job("two"), what="Prometheus to run job 'two' after SIGHUP")
     wait_for(
-        lambda: (reloader.metric("reloader_reloads_total") or 0.0) >= 2.0,
-        what="two successful reloads counted",
+        lambda: (
+            (reloader.metric("reloader_last_reload_success_timestamp_seconds") or 0.0) > first_confirmed_at
+        ),
+        what="the second SIGHUP reload confirmed by runtimeinfo",
     )
+    assert reloader.metric("reloader_reloads_failed_total") == 0.0, reloader.log()
 
     # Prometheus rejects it on SIGHUP; runtimeinfo's reloadConfigSuccess turns false, and so does ours.
     replace_file(src, config("three", interval="soon").encode())
@@ -106,6 +115,7 @@ def test_sighup_reloads_the_named_process_and_runtimeinfo_confirms_it(
         what="reloader_last_reload_successful 0 after a rejected SIGHUP reload",
     )
     assert prom.get_json("/api/v1/status/runtimeinfo")["data"]["reloadConfigSuccess"] is False
+    assert "reloadConfigSuccess=false" in reloader.log()
     assert prom.proc.poll() is None and has_job("two")
     assert reloader.alive()
 
@@ -118,8 +128,13 @@ def test_sighup_reloads_the_named_process_and_runtimeinfo_confirms_it(
 
 
 def test_no_process_of_that_name_is_an_error_that_the_reloader_survives(
-    tmp_path: Path, reloader_factory: Any, unique_name: str
+    tmp_path: Path, prometheus_as: Any, reloader_factory: Any, unique_name: str
 ) -> None:
+    # A real Prometheus answers runtimeinfo, so the only thing missing is a process of the given name.
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(config("seed"))
+    prom = prometheus_as(seed)
+    missing = "nosig" + unique_name.removeprefix("promsig")
     src = tmp_path / "prometheus.yaml"
     src.write_text(config("one"))
     out = tmp_path / "out" / "prometheus.yaml"
@@ -128,8 +143,8 @@ def test_no_process_of_that_name_is_an_error_that_the_reloader_survives(
         f"--config-file={src}",
         f"--config-envsubst-file={out}",
         "--reload-method=signal",
-        f"--process-executable-name={unique_name}",
-        f"--runtimeinfo-url=http://127.0.0.1:{free_port()}/api/v1/status/runtimeinfo",
+        f"--process-executable-name={missing}",
+        f"--runtimeinfo-url={prom.url}/api/v1/status/runtimeinfo",
         "--retry-interval=1s",
         wait_ready=False,
     )
@@ -139,5 +154,7 @@ def test_no_process_of_that_name_is_an_error_that_the_reloader_survives(
     )
     assert reloader.metric("reloader_last_reload_successful") == 0.0
     assert out.read_text() == config("one")
-    assert unique_name in reloader.log()
+    failures = [line for line in reloader.log().splitlines() if "reload failed" in line]
+    assert failures and missing in failures[0], failures[:1]
     assert reloader.alive()
+    assert "job_name: seed\n" in prom.config_yaml()

@@ -12,8 +12,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-# Folders that hold nothing but Kubernetes manifests (every YAML document must be an object).
-MANIFEST_DIRS = (EXAMPLES / "kubernetes", EXAMPLES / "prometheus-operator")
+# Folders that hold nothing but Kubernetes manifests (every YAML document must be an object). Elsewhere
+# (Helm values, Prometheus configs) only the documents that are objects count as manifests.
+MANIFEST_DIRS = (EXAMPLES / "kubernetes",)
 CUSTOM_GROUPS = ("reloader.dev", "monitoring.coreos.com")
 
 

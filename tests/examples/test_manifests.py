@@ -29,7 +29,9 @@ BIN = Path(sys.executable).parent / "config-reloader"
 
 BUILTIN = [d for d in m.manifests() if not m.is_custom(d.body) and d.kind != "CustomResourceDefinition"]
 CRD_DOCS = [d for d in m.manifests() if d.kind == "CustomResourceDefinition"]
-CUSTOM = [d for d in m.manifests() if m.is_custom(d.body)]
+CUSTOM = [d for d in m.manifests() if m.is_custom(d.body) and (d.body["apiVersion"], d.kind) in m.crds()]
+# prometheus-operator's own resources (a Prometheus with a containers override): no CRD here.
+FOREIGN = [d for d in m.manifests() if m.is_custom(d.body) and (d.body["apiVersion"], d.kind) not in m.crds()]
 
 
 def test_manifest_folders_hold_only_kubernetes_objects() -> None:
@@ -85,6 +87,29 @@ def test_the_kubernetes_schemas_catch_a_broken_manifest() -> None:
 @pytest.mark.parametrize("doc", CUSTOM, ids=lambda d: d.where)
 def test_custom_resource_validates_against_its_crd(doc: m.Doc) -> None:
     assert m.cr_errors(doc.body, m.crds()) == []
+
+
+def test_every_custom_kind_of_ours_has_its_crd_here() -> None:
+    assert {d.kind for d in CUSTOM} == {"PrometheusConfig", "ServiceMonitor", "PodMonitor"}
+    assert [(d.body["apiVersion"], d.kind) for d in FOREIGN] == [("monitoring.coreos.com/v1", "Prometheus")]
+
+
+@pytest.mark.parametrize("doc", FOREIGN, ids=lambda d: d.where)
+def test_prometheus_containers_override_is_valid(doc: m.Doc) -> None:
+    """The containers a Prometheus resource overrides are real container specs with the names
+    prometheus-operator gives its reloader containers."""
+    spec = doc.body["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["config-reloader"]
+    assert [c["name"] for c in spec["initContainers"]] == ["init-config-reloader"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "override"},
+        "spec": {"containers": spec["containers"], "initContainers": spec["initContainers"]},
+    }
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    for c in [*spec["containers"], *spec["initContainers"]]:
+        assert c["resources"]["limits"]["memory"] == "50Mi"
 
 
 def _sample(kind: str) -> dict[str, Any]:

@@ -31,18 +31,23 @@ Standalone, from the repo root (plain http, no auth)::
 
   - ``create(obj) -> dict``: apiVersion + kind pick the resource, metadata.namespace the namespace.
   - ``get(ref, namespace, name) -> dict`` (ApiError 404); ``find(...) -> dict | None``.
-  - ``list(ref, namespace=None, *, label_selector="") -> list[dict]``: sorted by namespace and name.
+  - ``list(ref, namespace=None, *, label_selector="") -> list[dict]``: sorted by namespace and name
+    (whole objects, with kind and apiVersion; over HTTP, built-in list items have neither, as on a
+    real server).
   - ``update(obj)``: PUT semantics (409 if metadata.resourceVersion is set and stale; .status kept for
     resources with the status subresource); ``update_status(obj)``: only .status.
   - ``apply(obj)``: create, or replace unconditionally (and set .status if given): a test convenience.
   - ``patch(ref, namespace, name, patch, *, patch_type="merge" | "strategic" | "json")``.
-  - ``delete(ref, namespace, name)``: also deletes objects whose ownerReferences all point at it.
+  - ``delete(ref, namespace, name)``: also deletes objects whose ownerReferences all point at it
+    (as the garbage collector would), and a Namespace's contents.
   - ``resource_version -> int``: the latest resourceVersion handed out.
   Namespace ("" for cluster-scoped resources) is always positional. Objects are returned as copies.
 - Faults:
   - ``fail_next(count=1, *, verb=None, resource=None, path=None, code=500) -> Fault``: the next
-    `count` matching requests get a Status with that code (reason InternalError). verb is RBAC's
-    (get, list, watch, create, update, patch, delete); resource a plural or a ref; path a regex.
+    `count` matching requests get a Status with that code and its usual reason (500 InternalError,
+    409 Conflict, 503 ServiceUnavailable, ...); a watch failed with 410 gets 200 and one ERROR event,
+    as from a real server. verb is RBAC's (get, list, watch, create, update, patch, delete); resource
+    a plural or a ref; path a regex searched in the URL path. Faults apply in order of adding.
   - ``add_latency(delay_s, *, verb=None, resource=None, path=None, count=None) -> Fault``.
   - ``clear_faults()``.
   - ``drop_watches() -> int``: close every open watch stream (a clean end of stream).
@@ -84,13 +89,19 @@ HTTP semantics:
   stale metadata.resourceVersion; none means unconditional), patch (merge; JSON patch; strategic
   merge served as merge on built-in resources and refused with 415 on custom resources, as the real
   server does; 415 for apply), delete (Status Success; DELETED event with a new
-  resourceVersion; preconditions). No finalizers, no deletecollection, no server-side apply.
+  resourceVersion; preconditions; owned objects and a Namespace's contents go with it, at once). No
+  finalizers, no deletecollection, no server-side apply. Objects may be created in a namespace that
+  does not exist (as if it did); Namespaces are still real objects with labels.
 - Status subresource (namespaces, services, pods, prometheusconfigs): .status is dropped on create,
   ignored by the main endpoint, and the only thing /status changes; neither bumps generation.
-- Errors are Status objects: 400 BadRequest, 404 NotFound, 405, 409, 410 Expired, 415, 422 Invalid,
-  500 (injected), 504.
-- Not modelled: auth, admission and schema validation, finalizers and graceful deletion, server-side
-  apply, managedFields, the shared storage of core and events.k8s.io Events.
+- Errors are Status objects (kind Status, apiVersion v1, status Failure, message, reason, code):
+  400 BadRequest, 404 NotFound, 405 MethodNotAllowed, 409 AlreadyExists/Conflict, 410 Expired, 415
+  UnsupportedMediaType, 422 Invalid, 504 Timeout (a resourceVersion from the future), and injected ones.
+- A bookmark is an object with only kind, apiVersion and metadata.resourceVersion; it is sent only
+  when the watch's queue is empty, so every event up to that version has gone out before it.
+- Not modelled: auth, admission and schema validation (CRD openAPIV3Schema), finalizers and graceful
+  deletion, server-side apply, managedFields, deletecollection, the shared storage of core and
+  events.k8s.io Events, the server-side watch timeout, sendInitialEvents, protobuf, table output.
 """
 
 from .resources import RESOURCES, ResourceType

@@ -19,6 +19,7 @@ import yaml
 
 from reloader import log as logsetup
 
+from . import resources
 from .server import DEFAULT_BOOKMARK_INTERVAL_S, FakeKube
 from .store import ApiError
 
@@ -52,11 +53,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def load(kube: FakeKube, paths: Sequence[Path]) -> int:
-    """Create (or replace) every object in these YAML files, plus their namespaces; returns the count."""
+    """Create (or replace) the objects in these YAML files, plus their namespaces; returns the count.
+
+    Kinds the server does not serve are skipped with a warning.
+    """
     count = 0
     for path in paths:
         for doc in yaml.safe_load_all(path.read_text()):
             if not isinstance(doc, dict):
+                continue
+            try:
+                resources.by_kind(doc.get("apiVersion", ""), doc.get("kind", ""))
+            except KeyError:
+                # CRDs, Deployments, RBAC...: a manifest file may hold kinds this server does not serve.
+                log.warning(
+                    "skipped an object of a kind not served",
+                    extra={"file": str(path), "kind": doc.get("kind")},
+                )
                 continue
             namespace = doc.get("metadata", {}).get("namespace")
             if namespace and kube.find("namespaces", "", namespace) is None:

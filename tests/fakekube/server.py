@@ -9,6 +9,7 @@ import builtins
 import contextlib
 import json
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,19 @@ _PATCH_TYPES: dict[str, PatchType] = {
     "application/merge-patch+json": "merge",
     "application/strategic-merge-patch+json": "strategic",
     "application/json-patch+json": "json",
+}
+# The reason an injected fault's Status carries, by code.
+_REASONS = {
+    400: "BadRequest",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
 }
 # How often an idle watch checks that its client is still connected.
 _WATCH_TICK_S = 0.5
@@ -120,7 +134,6 @@ class FakeKube:
         self._calls: list[ApiCall] = []
         self._faults: list[Fault] = []
         self._hang_next_watches = 0
-        self._hung: set[Watcher] = set()
         self._runner: web.AppRunner | None = None
         self._url = ""
         self._closing = False
@@ -181,7 +194,10 @@ class FakeKube:
     def write_kubeconfig(self, path: str | Path, *, namespace: str = "default") -> Path:
         """Write kubeconfig() to path and return it."""
         target = Path(path)
-        target.write_text(self.kubeconfig(namespace=namespace))
+        # Written whole and renamed, so whoever polls for the file never reads half of it.
+        partial = target.with_name(f".{target.name}.tmp")
+        partial.write_text(self.kubeconfig(namespace=namespace))
+        os.replace(partial, target)
         return target
 
     # -- objects from Python (same semantics and watch events as the HTTP API; not in the call log) -----
@@ -267,7 +283,11 @@ class FakeKube:
         path: str | None = None,
         code: int = 500,
     ) -> Fault:
-        """Fail the next `count` requests that match (RBAC verb, resource plural or ref, path regex)."""
+        """Fail the next `count` requests that match (RBAC verb, resource plural or ref, path regex).
+
+        The Status carries the usual reason for the code (409 Conflict, 503 ServiceUnavailable, ...);
+        a watch failed with 410 gets the real server's form: 200 and one ERROR event.
+        """
         fault = Fault(verb, resource, re.compile(path) if path else None, code, 0.0, count)
         self._faults.append(fault)
         return fault
@@ -360,6 +380,8 @@ class FakeKube:
             target = _parse_path(request.path)
             call = _to_call(request, target)
             self._calls.append(call)
+            # Spent faults go, so a long test does not keep matching against them.
+            self._faults = [f for f in self._faults if f.remaining is None or f.remaining > 0]
             for fault in builtins.list(self._faults):
                 if fault.matches(call, request.path):
                     if fault.remaining is not None:
@@ -367,9 +389,14 @@ class FakeKube:
                     if fault.delay_s:
                         await asyncio.sleep(fault.delay_s)
                     if fault.code is not None:
-                        raise ApiError(
-                            fault.code, "InternalError", f"injected fault for {call.verb} {request.path}"
+                        error = ApiError(
+                            fault.code,
+                            _REASONS.get(fault.code, "InternalError"),
+                            f"injected fault for {call.verb} {request.path}",
                         )
+                        if call.verb == "watch" and fault.code == 410:
+                            return await _error_stream(request, error)
+                        raise error
             if call.verb == "watch":
                 access_log.info("watch", extra={"path": request.path, "query": request.query_string})
                 return await self._watch(request, target)
@@ -454,6 +481,11 @@ class FakeKube:
             meta["continue"] = _encode_continue(at, _key(items[limit - 1]))
             meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
+        if not target.resource.custom:
+            # The real server leaves kind and apiVersion out of built-in list items (not out of CRs').
+            for item in items:
+                item.pop("kind", None)
+                item.pop("apiVersion", None)
         return {
             "kind": f"{target.resource.kind}List",
             "apiVersion": target.resource.api_version,
@@ -472,11 +504,7 @@ class FakeKube:
         except ApiError as exc:
             if exc.code != 410:
                 raise
-            # As the real server: 200, then a single ERROR event holding the Status, then the end.
-            await response.prepare(request)
-            await _write_event(response, {"type": "ERROR", "object": exc.status()})
-            await response.write_eof()
-            return response
+            return await _error_stream(request, exc)
         await self._notify_watches_changed()
         hung = self._hang_next_watches > 0
         if hung:
@@ -538,6 +566,15 @@ class FakeKube:
             if not hung and isinstance(item, dict):
                 await _write_event(response, item)
                 watcher.after = int(item["object"]["metadata"]["resourceVersion"])
+
+
+async def _error_stream(request: web.Request, error: ApiError) -> web.StreamResponse:
+    """A watch that fails as the real server fails it: 200, one ERROR event holding the Status, the end."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await _write_event(response, {"type": "ERROR", "object": error.status()})
+    await response.write_eof()
+    return response
 
 
 async def _write_event(response: web.StreamResponse, event: Obj) -> None:

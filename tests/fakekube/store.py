@@ -376,7 +376,10 @@ class Store:
     def delete(
         self, resource: ResourceType, namespace: str, name: str, *, preconditions: Obj | None = None
     ) -> Obj:
-        """Delete an object at once (no finalizers), then its dependents (ownerReferences)."""
+        """Delete an object at once (no finalizers), then its dependents (ownerReferences).
+
+        Deleting a Namespace deletes everything in it, at once rather than through a Terminating phase.
+        """
         current = self.get(resource, namespace, name)
         preconditions = preconditions or {}
         if preconditions.get("uid") not in (None, current["metadata"]["uid"]):
@@ -385,6 +388,10 @@ class Store:
             raise _conflict(resource, name)
         gone = copy.deepcopy(current)
         deleted = self._commit("DELETED", resource, self._ns(resource, namespace), current, gone)
+        if resource.kind == "Namespace":
+            for r, ns, obj_name in sorted(self._objects, key=lambda k: (k[0].ref, k[1], k[2])):
+                if ns == name and (r, ns, obj_name) in self._objects:
+                    self.delete(r, ns, obj_name)
         self._collect_garbage(current["metadata"]["uid"])
         return deleted
 

@@ -192,6 +192,12 @@ async def test_create_without_a_name_is_422_invalid(http: aiohttp.ClientSession)
     assert "metadata.name" in doc["message"]
 
 
+async def test_a_name_that_is_not_a_dns_subdomain_is_422_invalid(http: aiohttp.ClientSession) -> None:
+    status, doc = await call(http, "POST", SECRETS, secret("Not_Valid"))
+    assert_status(status, doc, 422, "Invalid")
+    assert "Not_Valid" in doc["message"]
+
+
 async def test_generate_name_gives_a_unique_name(http: aiohttp.ClientSession) -> None:
     first = await ok(http, "POST", SECRETS, {"metadata": {"generateName": "gen-"}})
     second = await ok(http, "POST", SECRETS, {"metadata": {"generateName": "gen-"}})
@@ -414,6 +420,16 @@ async def test_deleting_an_owner_deletes_what_it_owns(http: aiohttp.ClientSessio
     assert names == ["unrelated"]
 
 
+async def test_deleting_a_namespace_deletes_its_contents(kube: FakeKube, http: aiohttp.ClientSession) -> None:
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns2"}})
+    await ok(http, "POST", SECRETS, secret("kept"))
+    await ok(http, "POST", SECRETS.replace("ns1", "ns2"), secret("gone"))
+    await ok(http, "POST", PCS.replace("ns1", "ns2"), prometheus_config("gone"))
+    await ok(http, "DELETE", "/api/v1/namespaces/ns2")
+    assert [s["metadata"]["name"] for s in (await ok(http, "GET", "/api/v1/secrets"))["items"]] == ["kept"]
+    assert (await ok(http, "GET", "/apis/reloader.dev/v1alpha1/prometheusconfigs"))["items"] == []
+
+
 # -- list -----------------------------------------------------------------------------------------------------
 
 
@@ -426,6 +442,11 @@ async def test_list_is_sorted_and_carries_the_current_resource_version(
     assert listed["kind"] == "SecretList" and listed["apiVersion"] == "v1"
     assert [i["metadata"]["name"] for i in listed["items"]] == ["a", "b", "c"]
     assert listed["metadata"]["resourceVersion"] == str(kube.resource_version)
+    # As the real server: built-in list items carry no kind/apiVersion, custom resources' do.
+    assert "kind" not in listed["items"][0] and "apiVersion" not in listed["items"][0]
+    await ok(http, "POST", PCS, prometheus_config("p"))
+    custom = (await ok(http, "GET", PCS))["items"][0]
+    assert (custom["kind"], custom["apiVersion"]) == ("PrometheusConfig", "reloader.dev/v1alpha1")
 
 
 async def test_list_across_namespaces_and_cluster_scoped(kube: FakeKube, http: aiohttp.ClientSession) -> None:
@@ -599,7 +620,7 @@ async def test_label_selected_watch_sees_objects_enter_and_leave(
         await ok(http, "PATCH", f"{SECRETS}/s1", {"metadata": {"labels": {"app": "z"}}}, content_type=MERGE)
         await ok(http, "DELETE", f"{SECRETS}/s1")
         await ok(http, "POST", SECRETS, secret("end", labels={"app": "x"}))
-        events = []
+        events: list[Obj] = []
         while len(events) < 4 and (event := await next_event(stream)) is not None:
             events.append(event)
     assert summary(events) == [("ADDED", "s1"), ("MODIFIED", "s1"), ("DELETED", "s1"), ("ADDED", "end")]
@@ -718,7 +739,7 @@ async def test_fail_next_by_path_and_code(kube: FakeKube, http: aiohttp.ClientSe
     await ok(http, "POST", PCS, prometheus_config("p"))
     kube.fail_next(path=r"/prometheusconfigs/p/status$", code=503)
     status, doc = await call(http, "PATCH", f"{PCS}/p/status", {"status": {"a": 1}}, content_type=MERGE)
-    assert_status(status, doc, 503, "InternalError")
+    assert_status(status, doc, 503, "ServiceUnavailable")
     await ok(http, "PATCH", f"{PCS}/p/status", {"status": {"a": 1}}, content_type=MERGE)
 
 
@@ -726,6 +747,20 @@ async def test_faults_apply_to_watches(kube: FakeKube, http: aiohttp.ClientSessi
     kube.fail_next(verb="watch")
     status, doc = await call(http, "GET", SECRETS, params={"watch": "true"})
     assert_status(status, doc, 500, "InternalError")
+
+
+async def test_injected_conflict_and_expired_watch(kube: FakeKube, http: aiohttp.ClientSession) -> None:
+    created = await ok(http, "POST", SECRETS, secret("s1"))
+    kube.fail_next(verb="update", code=409)
+    status, doc = await call(http, "PUT", f"{SECRETS}/s1", {**created, "data": {"k": "MQ=="}})
+    assert_status(status, doc, 409, "Conflict")
+    await ok(http, "PUT", f"{SECRETS}/s1", {**created, "data": {"k": "MQ=="}})
+    kube.fail_next(verb="watch", code=410)
+    async with watching(http, SECRETS, resourceVersion=str(kube.resource_version)) as stream:
+        events = await rest_of_stream(stream)
+    assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in events] == [
+        ("ERROR", 410, "Expired")
+    ]
 
 
 async def test_latency_delays_matching_requests(kube: FakeKube, http: aiohttp.ClientSession) -> None:

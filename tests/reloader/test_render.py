@@ -10,7 +10,15 @@ import pytest
 
 from reloader.render import CHUNK_BYTES, Expansion, RenderError, expand_env, maybe_gunzip, render
 
-ENV = {"POD_NAME": "prom-0", "EMPTY": "", "SECRETISH": "s3cr3t", "A": "a", "B": "b", "LOOP": "$(A)", "_x9": "v"}
+ENV = {
+    "POD_NAME": "prom-0",
+    "EMPTY": "",
+    "SECRETISH": "s3cr3t",
+    "A": "a",
+    "B": "b",
+    "LOOP": "$(A)",
+    "_x9": "v",
+}
 
 
 def run(data: bytes, *, env: dict[str, str] | None = None, strict: bool = False, chunk: int = 0) -> bytes:

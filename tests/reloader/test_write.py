@@ -57,7 +57,9 @@ def test_unchanged_bytes_leave_the_output_untouched(tmp_path: Path) -> None:
 
 def test_missing_directory_is_an_error_naming_the_output(tmp_path: Path) -> None:
     out = tmp_path / "nope" / "out.yaml"
-    with pytest.raises(WriteError, match=r"output .*nope/out\.yaml: cannot create a file in .*nope: No such file"):
+    with pytest.raises(
+        WriteError, match=r"output .*nope/out\.yaml: cannot create a file in .*nope: No such file"
+    ):
         write_atomic(out, [b"x"])
 
 

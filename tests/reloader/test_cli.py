@@ -1,0 +1,373 @@
+"""The config-reloader command line, run as a real subprocess: flags, init mode, logs, signals, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reloader.conftest import Endpoint, eventually, start_endpoint
+from tests.reloader.procs import Spawn, spawn, wait_serving
+from tests.support.procs import free_port
+from tests.support.reloader_proc import reloader_binary, reloader_env
+
+__all__ = ["spawn"]
+
+SECRET_ENV = "hunter2-env-value-never-logged"
+SECRET_LITERAL = "s3cr3t-literal-in-config"
+
+
+def run_once(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [reloader_binary(), *args],
+        capture_output=True,
+        text=True,
+        env=reloader_env(env),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+
+
+def output_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return (result.stdout + result.stderr).splitlines()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "in" / "prometheus.yaml").write_text("replica: $(POD_NAME)\n")
+    return tmp_path
+
+
+def io_args(files: Path) -> list[str]:
+    return [
+        f"--config-file={files / 'in' / 'prometheus.yaml'}",
+        f"--config-envsubst-file={files / 'out' / 'out.yaml'}",
+    ]
+
+
+# Init mode ---------------------------------------------------------------------------------------------
+
+
+def test_init_mode_renders_once_and_exits_0(files: Path) -> None:
+    (files / "in" / "prometheus.yaml").write_bytes(
+        gzip.compress(b"replica: $(POD_NAME)\nord: $(STATEFULSET_ORDINAL_NUMBER)\n")
+    )
+    result = run_once(*io_args(files), "--watch-interval=0", env={"POD_NAME": "prometheus-k8s-3"})
+    assert result.returncode == 0, output_lines(result)
+    assert (files / "out" / "out.yaml").read_text() == "replica: prometheus-k8s-3\nord: 3\n"
+
+
+def test_init_mode_takes_the_ordinal_from_the_named_variable(files: Path) -> None:
+    (files / "in" / "prometheus.yaml").write_text("ord: $(STATEFULSET_ORDINAL_NUMBER)\n")
+    result = run_once(
+        *io_args(files),
+        "--watch-interval=0",
+        "--statefulset-ordinal-from-envvar=MY_HOST",
+        env={"MY_HOST": "web-42"},
+    )
+    assert result.returncode == 0, output_lines(result)
+    assert (files / "out" / "out.yaml").read_text() == "ord: 42\n"
+
+
+def test_init_mode_imports_no_web_server_and_no_http_client(files: Path) -> None:
+    code = (
+        "import sys\n"
+        "from reloader.cli import cli\n"
+        f"rc = cli({[*io_args(files), '--watch-interval=0']!r})\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'yarl', 'multidict', 'watchfiles', 'prometheus_client'})\n"
+        "print('LOADED', rc, ','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "LOADED 0 \n" in result.stdout + "\n", result.stdout + result.stderr
+    assert (files / "out" / "out.yaml").exists()
+
+
+def test_version_and_help() -> None:
+    version = run_once("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith("config-reloader ")
+    help_text = run_once("--help").stdout
+    for flag in (
+        "--config-file",
+        "--config-envsubst-file",
+        "--watched-dir",
+        "--watch-interval",
+        "--delay-interval",
+        "--retry-interval",
+        "--reload-timeout",
+        "--reload-url",
+        "--reload-method",
+        "--process-executable-name",
+        "--runtimeinfo-url",
+        "--listen-address",
+        "--web-config-file",
+        "--log-format",
+        "--log-level",
+        "--statefulset-ordinal-from-envvar",
+        "--auto-gomemlimit-ratio",
+        "--strict-env",
+    ):
+        assert flag in help_text, flag
+
+
+# Startup errors: exit 1 (2 for flags) with exactly one line -------------------------------------------
+
+
+def make_input(files: Path, kind: str) -> str:
+    """Write a bad input of ``kind``; returns a piece of text the error line must hold."""
+    config = files / "in" / "prometheus.yaml"
+    if kind == "missing":
+        config.unlink()
+        return "No such file or directory"
+    if kind == "empty":
+        config.write_bytes(b"")
+        return "input is empty"
+    if kind == "truncated-gzip":
+        whole = gzip.compress(b"global: {}\n" * 500)
+        config.write_bytes(whole[: len(whole) - 8])
+        return "truncated gzip"
+    if kind == "corrupt-gzip":
+        config.write_bytes(b"\x1f\x8b\x08\x00" + b"\xff" * 64)
+        return "corrupt gzip"
+    if kind == "gzip-bomb":
+        config.write_bytes(gzip.compress(b"a" * (8 * 1024 * 1024)))
+        return "gzip bomb"
+    if kind == "not-utf8":
+        config.write_bytes(b"key: \xff\xfe\n")
+        return "not valid UTF-8"
+    if kind == "strict-unset":
+        config.write_text("token: $(SECRET_TOKEN)\nmissing: $(NOT_SET_ANYWHERE)\n")
+        return "environment variable NOT_SET_ANYWHERE is not set"
+    raise AssertionError(kind)
+
+
+BAD_INPUTS = ["missing", "empty", "truncated-gzip", "corrupt-gzip", "gzip-bomb", "not-utf8", "strict-unset"]
+LIMITS = ["--strict-env", "--max-config-bytes=1048576"]
+
+
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+@pytest.mark.parametrize("watch_interval", ["0", "3m"])
+def test_bad_input_at_startup_is_exit_1_with_one_line(files: Path, kind: str, watch_interval: str) -> None:
+    (files / "out" / "out.yaml").write_text("previous\n")
+    needle = make_input(files, kind)
+    result = run_once(
+        *io_args(files),
+        f"--watch-interval={watch_interval}",
+        "--reload-url=http://127.0.0.1:1/-/reload",
+        *LIMITS,
+        env={"SECRET_TOKEN": SECRET_ENV},
+    )
+    lines = output_lines(result)
+    assert result.returncode == 1, lines
+    assert len(lines) == 1, lines
+    assert "level=error" in lines[0] and needle in lines[0] and "prometheus.yaml" in lines[0], lines[0]
+    assert SECRET_ENV not in lines[0]
+    assert (files / "out" / "out.yaml").read_text() == "previous\n"
+
+
+def test_missing_output_directory_at_startup_is_exit_1_with_one_line(files: Path) -> None:
+    missing = files / "nope" / "out.yaml"
+    args = [f"--config-file={files / 'in' / 'prometheus.yaml'}", f"--config-envsubst-file={missing}"]
+    result = run_once(*args, "--reload-url=http://127.0.0.1:1/-/reload")
+    lines = output_lines(result)
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert (
+        f"output {missing}: cannot create a file in {missing.parent}: No such file or directory" in lines[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "needle"),
+    [
+        ("--watch-interval=3x", "invalid duration '3x'"),
+        ("--delay-interval=-1s", "invalid duration '-1s'"),
+        ("--reload-timeout=", "empty duration"),
+        ("--reload-method=smoke", "'smoke' is not one of 'http', 'signal'"),
+        ("--log-format=xml", "'xml' is not one of 'logfmt', 'json'"),
+        ("--log-level=verbose", "'verbose' is not one of"),
+        ("--no-such-flag=1", "No such option '--no-such-flag'"),
+        ("--max-config-bytes=0", "--max-config-bytes"),
+    ],
+)
+def test_bad_flag_values_are_exit_2_with_one_line(files: Path, flag: str, needle: str) -> None:
+    result = run_once(*io_args(files), flag)
+    lines = output_lines(result)
+    assert result.returncode == 2, lines
+    assert len(lines) == 1 and needle in lines[0], lines
+
+
+def test_nothing_to_watch_is_a_usage_error() -> None:
+    result = run_once("--reload-url=http://127.0.0.1:1/-/reload")
+    assert result.returncode == 2
+    assert output_lines(result) == [
+        "config-reloader: error: nothing to watch: give --config-file and/or --watched-dir"
+    ]
+
+
+# Running: flags as prometheus-operator passes them, signals, logs ---------------------------------------
+
+
+async def test_prometheus_operator_command_line_starts_and_reloads(
+    tmp_path: Path, spawn: Spawn, aiohttp_server: Any
+) -> None:
+    config = tmp_path / "config" / "prometheus.yaml.gz"
+    config.parent.mkdir()
+    config.write_bytes(gzip.compress(b"global:\n  external_labels:\n    replica: $(POD_NAME)\n"))
+    out = tmp_path / "config_out" / "prometheus.env.yaml"
+    out.parent.mkdir()
+    rules = tmp_path / "rules" / "prometheus-k8s-rulefiles-0"
+    rules.mkdir(parents=True)
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(out))
+    port = free_port()
+    running = await spawn(
+        f"--listen-address=:{port}",
+        f"--reload-url={endpoint.url}",
+        f"--config-file={config}",
+        f"--config-envsubst-file={out}",
+        f"--watched-dir={rules}",
+        "--log-format=logfmt",
+        "--log-level=info",
+        "--auto-gomemlimit-ratio=0.5",
+        "--watch-interval=3m",
+        "--delay-interval=1s",
+        "--retry-interval=5s",
+        "--reload-timeout=30s",
+        "--statefulset-ordinal-from-envvar=POD_NAME",
+        listen=False,
+        env={"POD_NAME": "prometheus-k8s-0"},
+    )
+    running.port = port
+    await wait_serving(running, "/readyz")
+    assert endpoint.seen == ["global:\n  external_labels:\n    replica: prometheus-k8s-0\n"]
+    (rules / "alerts.yaml").write_text("groups: []\n")
+    await eventually(lambda: len(endpoint.seen) == 2, "the reload for the new rule file")
+    assert await running.stop() == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_sigterm_and_sigint_exit_0(files: Path, spawn: Spawn, aiohttp_server: Any, signum: int) -> None:
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(files / "out" / "out.yaml"))
+    running = await spawn(*io_args(files), f"--reload-url={endpoint.url}")
+    await wait_serving(running, "/readyz")
+    assert await running.stop(signum) == 0
+    assert running.lines()[-1].startswith("msg=stopped level=info")
+
+
+async def test_sigterm_while_a_reload_hangs_exits_0(files: Path, spawn: Spawn, aiohttp_server: Any) -> None:
+    hang = asyncio.Event()
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(files / "out" / "out.yaml", hang=hang))
+    try:
+        running = await spawn(*io_args(files), f"--reload-url={endpoint.url}", "--reload-timeout=1h")
+        await eventually(lambda: len(endpoint.seen) == 1, "the hanging reload request")
+        assert await running.stop() == 0
+    finally:
+        hang.set()
+
+
+@pytest.mark.parametrize("log_format", ["logfmt", "json"])
+async def test_logs_never_hold_config_content_or_env_values(
+    files: Path, spawn: Spawn, aiohttp_server: Any, log_format: str
+) -> None:
+    config = files / "in" / "prometheus.yaml"
+    config.write_text(f"token: $(SECRET_TOKEN)\npassword: {SECRET_LITERAL}\nunset: $(NOT_SET_X)\n")
+    out = files / "out" / "out.yaml"
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(out, answer=lambda n: 500 if n == 2 else 200))
+    running = await spawn(
+        *io_args(files),
+        f"--reload-url={endpoint.url}",
+        f"--log-format={log_format}",
+        "--log-level=debug",
+        "--delay-interval=50ms",
+        "--retry-interval=100ms",
+        env={"SECRET_TOKEN": SECRET_ENV},
+    )
+    await wait_serving(running, "/readyz")
+    config.write_text(f"token: $(SECRET_TOKEN)\npassword: {SECRET_LITERAL}-2\nunset: $(NOT_SET_X)\n")
+    await eventually(lambda: len(endpoint.seen) == 3, "a failed reload and its retry")
+    config.write_bytes(b"\xff not utf-8 " + SECRET_LITERAL.encode())
+    await eventually(lambda: any("not valid UTF-8" in line for line in running.lines()), "the apply error")
+    assert await running.stop() == 0
+    assert out.read_text() == f"token: {SECRET_ENV}\npassword: {SECRET_LITERAL}-2\nunset: $(NOT_SET_X)\n"
+
+    lines = running.lines()
+    assert len(lines) >= 6, lines
+    for line in lines:
+        assert SECRET_ENV not in line and SECRET_LITERAL not in line, line
+        if log_format == "json":
+            doc = json.loads(line)
+            assert next(iter(doc)) == "msg", line
+        else:
+            assert line.startswith("msg="), line
+    text = "\n".join(lines)
+    for expected in ("reload failed", "HTTP 500", "NOT_SET_X", "reloaded", "not valid UTF-8", "stopped"):
+        assert expected in text, expected
+
+
+# Bad input while running: one line, output intact, still running -------------------------------------
+
+
+@pytest.mark.parametrize("kind", BAD_INPUTS)
+async def test_bad_input_while_running_keeps_output_and_process(
+    files: Path, spawn: Spawn, aiohttp_server: Any, kind: str
+) -> None:
+    out = files / "out" / "out.yaml"
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(out))
+    running = await spawn(
+        *io_args(files),
+        f"--reload-url={endpoint.url}",
+        "--delay-interval=50ms",
+        "--retry-interval=1h",
+        *LIMITS,
+        env={"POD_NAME": "prom-1", "SECRET_TOKEN": SECRET_ENV},
+    )
+    await wait_serving(running, "/readyz")
+    await wait_serving(running, "/healthz")
+    before = len(running.lines())
+    needle = make_input(files, kind)
+
+    def errors() -> list[str]:
+        return [line for line in running.lines()[before:] if "level=error" in line]
+
+    await eventually(lambda: bool(errors()), f"an error line for {kind}")
+    assert all(needle in line and "prometheus.yaml" in line for line in errors()), errors()
+    assert out.read_text() == "replica: prom-1\n"
+    assert running.alive()
+    assert await running.metric("reloader_config_apply_operations_failed_total") == 1.0
+    assert (await running.get("/healthz"))[0] == 200
+
+    # Fixed again: applied and reloaded, and nothing was lost on the way.
+    (files / "in" / "prometheus.yaml").write_text("replica: $(POD_NAME)\nfixed: true\n")
+    await eventually(lambda: len(endpoint.seen) == 2, "the reload of the fixed config")
+    assert out.read_text() == "replica: prom-1\nfixed: true\n"
+    assert await running.stop() == 0
+
+
+async def test_reload_500_while_running_is_one_line_and_last_reload_successful_0(
+    files: Path, spawn: Spawn, aiohttp_server: Any
+) -> None:
+    out = files / "out" / "out.yaml"
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(out, answer=lambda n: 200 if n == 1 else 500))
+    running = await spawn(
+        *io_args(files), f"--reload-url={endpoint.url}", "--delay-interval=50ms", "--retry-interval=1h"
+    )
+    await wait_serving(running, "/readyz")
+    await wait_serving(running, "/healthz")
+    (files / "in" / "prometheus.yaml").write_text("bad: config\n")
+    await eventually(lambda: len(endpoint.seen) == 2, "the failing reload")
+    await eventually(lambda: any("reload failed" in line for line in running.lines()), "the error line")
+    [line] = [line for line in running.lines() if "reload failed" in line]
+    assert f"{endpoint.url}: HTTP 500: boom: bad config" in line
+    assert await running.metric("reloader_last_reload_successful") == 0.0
+    assert running.alive()
