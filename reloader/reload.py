@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -84,6 +87,17 @@ async def _runtimeinfo(session: aiohttp.ClientSession, url: str) -> tuple[bool, 
     return bool(data["reloadConfigSuccess"]), str(data.get("lastConfigTime", ""))
 
 
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """``2026-01-01T00:00:05Z`` (Go's time format, nanoseconds allowed) -> Unix seconds; None if unreadable."""
+    try:
+        return datetime.fromisoformat(_FRACTION.sub(r"\1", text, count=1)).timestamp()
+    except ValueError:
+        return None
+
+
 async def reload_signal(
     session: aiohttp.ClientSession,
     executable_name: str,
@@ -92,6 +106,7 @@ async def reload_signal(
     timeout_s: float,
     poll_interval_s: float = 0.1,
     find: Callable[[str], list[int]] = find_processes,
+    clock: Callable[[], float] = time.time,
 ) -> None:
     """SIGHUP every process named ``executable_name``, then wait until runtimeinfo shows the reload.
 
@@ -105,6 +120,13 @@ async def reload_signal(
             pids = find(executable_name)
             if not pids:
                 raise ReloadError(f"reload by signal: no process named {executable_name!r}")
+            # lastConfigTime has one-second resolution: a reload in the same second as the previous one
+            # would not move it. Signal in a later second, so that this reload always shows.
+            previous = parse_rfc3339(time_before)
+            if previous is not None:
+                wait_s = previous + 1.0 - clock()
+                if wait_s > 0:
+                    await asyncio.sleep(min(wait_s, 1.0) + 0.01)
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGHUP)

@@ -63,9 +63,7 @@ def cli() -> None:
     default=None,
     help="Holder identity; default: $POD_NAME or host name + suffix.",
 )
-@click.option(
-    "--leader-election-lease-duration", type=int, default=15, show_default=True, help="Seconds."
-)
+@click.option("--leader-election-lease-duration", type=int, default=15, show_default=True, help="Seconds.")
 @click.option(
     "--leader-election-renew-deadline", type=float, default=10.0, show_default=True, help="Seconds."
 )

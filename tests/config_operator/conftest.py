@@ -14,12 +14,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+
 from config_operator.app import Operator, Settings
 from config_operator.client import Kube
 from config_operator.informer import InformerSettings
 from config_operator.metrics import OperatorMetrics
 from config_operator.queue import Backoff
-
 from tests.fakekube import FakeKube
 
 PCS = "prometheusconfigs.reloader.dev"

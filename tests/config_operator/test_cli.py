@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 import yaml
 from click.testing import CliRunner
+
 from config_operator import generate as g
 from config_operator.cli import cli
-
 from tests.config_operator.conftest import (
     PCS,
     eventually,
@@ -37,7 +37,7 @@ def test_render_prints_what_the_operator_would_write(tmp_path: Path) -> None:
     pc = prometheus_config("main")
     sm = service_monitor("api")
     bad = service_monitor("broken")
-    bad["spec"]["endpoints"][0].update({"interval": "10s", "scrapeTimeout": "30s"})  # type: ignore[index]
+    bad["spec"]["endpoints"][0].update({"interval": "10s", "scrapeTimeout": "30s"})
     a = write_manifests(tmp_path / "a.yaml", pc, sm)
     b = write_manifests(tmp_path / "b.yaml", bad)
     result = CliRunner().invoke(cli, ["render", "-f", str(a), "-f", str(b)])

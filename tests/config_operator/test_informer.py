@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
 from config_operator.client import SERVICE_MONITORS, Kube
 from config_operator.informer import Change, Informer, InformerSettings, Store
 from config_operator.queue import Backoff
-
 from tests.config_operator.conftest import SMS, eventually, service_monitor
 from tests.fakekube import FakeKube
 

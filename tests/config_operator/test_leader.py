@@ -6,7 +6,6 @@ import contextlib
 
 from config_operator.app import Operator
 from config_operator.leader import LeaderSettings
-
 from tests.config_operator.conftest import (
     OperatorFactory,
     events,

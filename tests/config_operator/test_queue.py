@@ -6,8 +6,8 @@ import asyncio
 from collections import Counter
 
 import pytest
-from config_operator.queue import Backoff, WorkQueue, resync, work
 
+from config_operator.queue import Backoff, WorkQueue, resync, work
 from tests.config_operator.conftest import eventually
 
 

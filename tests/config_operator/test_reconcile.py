@@ -6,9 +6,9 @@ from typing import Any
 
 from config_operator import generate as g
 from config_operator.app import Operator
-
 from tests.config_operator.conftest import (
     PCS,
+    PMS,
     SMS,
     OperatorFactory,
     condition,
@@ -29,7 +29,7 @@ def expected(kube: FakeKube, ns: str, name: str) -> bytes:
     return g.generate(
         pc,
         kube.list(SMS),  # type: ignore[arg-type]
-        kube.list("podmonitors.monitoring.coreos.com"),  # type: ignore[arg-type]
+        kube.list(PMS),  # type: ignore[arg-type]
         kube.list("namespaces"),  # type: ignore[arg-type]
         [],
     ).config
@@ -38,12 +38,13 @@ def expected(kube: FakeKube, ns: str, name: str) -> bytes:
 async def converged(kube: FakeKube, ns: str, name: str, secret: str | None = None) -> bytes:
     """Wait until the Secret holds generate()'s output for the current objects; return it."""
     secret = secret or f"prometheus-{name}"
-    return await eventually(
+    config: bytes = await eventually(
         lambda: (
             (got := secret_config(kube, ns, secret)) is not None and got == expected(kube, ns, name) and got
         ),
         what=f"Secret {ns}/{secret} to match generate()",
     )
+    return config
 
 
 async def test_create_update_delete_converge_to_the_generated_bytes(
@@ -298,7 +299,8 @@ async def test_a_malformed_prometheus_config_keeps_its_last_good_secret(
     config = await converged(kube, "default", "main")
     assert b"scrape_interval: 45s" in config
     await eventually(
-        lambda: condition(kube, "default", "main")["status"] == "True", what="Reconciled=True again"
+        lambda: (c := condition(kube, "default", "main")) and c["status"] == "True",
+        what="Reconciled=True again",
     )
 
 
@@ -311,3 +313,34 @@ async def test_a_paused_prometheus_config_is_left_alone(kube: FakeKube, operator
     assert (
         "status" not in kube.get(PCS, "default", "paused") or not kube.get(PCS, "default", "paused")["status"]
     )
+
+
+async def test_pod_monitors_are_selected_by_their_own_selector(kube: FakeKube, operator: Operator) -> None:
+    pod_monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "workers", "namespace": "default", "labels": {"scrape": "yes"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "worker"}},
+            "podMetricsEndpoints": [{"port": "metrics"}],
+        },
+    }
+    kube.create(pod_monitor)
+    kube.create(prometheus_config("main", podMonitorSelector={"matchLabels": {"scrape": "yes"}}))
+    config = await converged(kube, "default", "main")
+    assert b"podMonitor/default/workers/0" in config
+    # Its label no longer matches: the change to the monitor queues the config, and the job goes.
+    changed = kube.get(PMS, "default", "workers")
+    changed["metadata"]["labels"] = {"scrape": "no"}
+    kube.update(changed)
+    config = await converged(kube, "default", "main")
+    assert b"podMonitor/" not in config
+    status = await eventually(
+        lambda: (
+            (s := kube.get(PCS, "default", "main").get("status"))
+            and s.get("configHash") == g.config_hash(config)
+            and s
+        ),
+        what="status for the config without the PodMonitor",
+    )
+    assert status["podMonitors"] == 0

@@ -74,3 +74,4 @@ def test_alertmanager_follows_volume_updates_and_survives_a_bad_config(
     )
     assert am.metric("alertmanager_config_last_reload_successful") == 1.0
     assert "receiver: pager" in am.config_yaml()
+    assert reloader.stop() == 0

@@ -77,6 +77,7 @@ def test_gz_in_kubernetes_volume_is_reloaded_after_each_data_swap(
     assert reloader.metric("reloader_last_reload_successful") == 1.0
     assert reloader.metric("reloader_reloads_failed_total") == 0.0
     assert prom.metric("prometheus_config_last_reload_successful") == 1.0
+    assert reloader.stop() == 0  # SIGTERM is a clean stop
 
 
 def test_pod_name_placeholders_become_external_labels(
@@ -119,7 +120,9 @@ def test_pod_name_placeholders_become_external_labels(
     assert reloader.metric("reloader_config_environment_variable_expansion_errors") == 1.0
     # Relabel references are not environment variables: Prometheus gets them untouched.
     assert "replacement: ${1}-$1" in running
+    # The unset variable is named in the log; the value of a set one never is (it may be a credential).
     assert "ZONE_UNSET" in reloader.log()
+    assert "prometheus-k8s-3" not in reloader.log()
 
 
 @pytest.mark.parametrize("fix", ["back_to_last_good_bytes", "new_good_bytes"])

@@ -135,3 +135,16 @@ def test_reloader_image_answers_to_prometheus_operators_command() -> None:
         f"/opt/venv/bin/config-reloader {target}" in links[0]
         for target in ("/usr/bin/prometheus-config-reloader", "/bin/prometheus-config-reloader")
     )
+
+
+def test_both_images_build_from_the_same_context() -> None:
+    """test_install.py builds one wheel for both: that holds only while they COPY the same sources."""
+    sources = {
+        name: [
+            src
+            for stage in dockerfile.stages((ROOT / name).read_text())
+            for src in dockerfile.copy_sources(stage)
+        ]
+        for name in IMAGES
+    }
+    assert sources["Dockerfile.reloader"] == sources["Dockerfile.operator"]

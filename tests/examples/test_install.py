@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,17 @@ def reloader_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path
 @pytest.fixture(scope="module")
 def operator_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     return _venv(tmp_path_factory.mktemp("operator"), wheel, extra=True)
+
+
+def test_wheel_holds_the_two_packages_only(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        tops = {name.split("/")[0] for name in zf.namelist() if not name.split("/")[0].endswith(".dist-info")}
+        metadata = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert tops == {"reloader", "config_operator"}
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    # kubernetes_asyncio only behind the extra: `pip install .` must not pull it in.
+    assert [r for r in requires if "kubernetes" in r.lower() and "extra ==" not in r] == []
+    assert any("kubernetes" in r.lower() and 'extra == "operator"' in r for r in requires)
 
 
 def _files(root: Path) -> dict[str, int]:

@@ -20,7 +20,7 @@ import yaml
 
 from tests.examples import manifests as m
 from tests.examples import systemd
-from tests.support import procs
+from tests.support import filesd, procs
 
 K8S_VERSION = "1.30"
 SIDECAR = m.EXAMPLES / "kubernetes" / "sidecar"
@@ -404,3 +404,33 @@ def test_sidecar_example_runs_against_prometheus(tmp_path: Path, prometheus_fact
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.e2e
+def test_operator_samples_render_to_a_config_promtool_accepts(tmp_path: Path) -> None:
+    """The command in samples/prometheusconfig.yaml's header: every sample monitor is selected and
+    accepted, and the result passes promtool (after the file_sd swap: Debian's build has no Kubernetes
+    discovery)."""
+    samples = OPERATOR / "samples"
+    files = ["prometheusconfig.yaml", "servicemonitor.yaml", "podmonitor.yaml", "namespace.yaml"]
+    header = (samples / "prometheusconfig.yaml").read_text()
+    assert all(f"-f {name}" in header for name in files)
+    done = subprocess.run(
+        [str(BIN.parent / "config-operator"), "render", *(a for name in files for a in ("-f", name))],
+        cwd=samples,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "a sample was skipped or ignored"
+    config = yaml.safe_load(done.stdout)
+    assert [job["job_name"] for job in config["scrape_configs"]] == [
+        "serviceMonitor/shop/checkout/0",
+        "podMonitor/monitoring/batch-workers/0",
+    ]
+    swapped = tmp_path / "prometheus.yaml"
+    swapped.write_text(filesd.to_file_sd(done.stdout, tmp_path / "targets"))
+    promtool = procs.require_binary(procs.PROMTOOL)
+    checked = subprocess.run([promtool, "check", "config", str(swapped)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -54,7 +54,8 @@ Standalone, from the repo root (plain http, no auth)::
   - ``expire_watches() -> int``: compact history, then end each open watch with an ERROR event
     holding a Status 410 Expired; re-watching from an older resourceVersion then gets 410 too.
   - ``hang_watches(*, next_watches=0) -> int``: open watches (and the next N new ones) go silent, no
-    events and no bookmarks, stream kept open: for an informer's inactivity timeout. Missed events
+    events and no bookmarks, stream kept open even past timeoutSeconds, like a dead connection: for
+    an informer's inactivity timeout. Missed events
     stay in history, so re-watching from the last resourceVersion recovers them.
   - ``compact()``: forget history; a watch, an Exact list or a continue token from an older
     resourceVersion gets 410 Gone (reason Expired).
@@ -82,7 +83,7 @@ HTTP semantics:
   changes nothing keeps the resourceVersion and sends no event.
 - get; list with labelSelector (=, ==, !=, in, notin, key, !key), fieldSelector (metadata.name,
   metadata.namespace), limit/continue, resourceVersion + resourceVersionMatch (Exact is served from
-  history; 410 when it is gone); watch (?watch=true|1) with resourceVersion (none or "0": synthetic
+  history, 410 when it is gone; NotOlderThan and "0" get the latest state); watch (?watch=true|1) with resourceVersion (none or "0": synthetic
   ADDED for what exists; N: replay of history after N, or 410), allowWatchBookmarks, timeoutSeconds.
   A label-selected watch sees an object that stops matching as DELETED and one that starts as ADDED.
 - create (201; 409 AlreadyExists; 422 Invalid without a name; generateName), update (409 Conflict on a

@@ -514,8 +514,8 @@ class FakeKube:
             if not hung:
                 for event in initial:
                     await _write_event(response, event)
-            async with asyncio.timeout(timeout_s if timeout_s else None):
-                await self._pump(request, response, watcher, bookmarks=bookmarks, hung=hung)
+            async with asyncio.timeout(timeout_s if timeout_s and not hung else None) as deadline:
+                await self._pump(request, response, watcher, deadline, bookmarks=bookmarks, hung=hung)
             await response.write_eof()
         except (TimeoutError, ConnectionError):
             pass  # the client's timeoutSeconds ran out, or the client went away
@@ -529,6 +529,7 @@ class FakeKube:
         request: web.Request,
         response: web.StreamResponse,
         watcher: Watcher,
+        deadline: asyncio.Timeout,
         *,
         bookmarks: bool,
         hung: bool,
@@ -561,7 +562,9 @@ class FakeKube:
                 await _write_event(response, {"type": "ERROR", "object": status})
                 return
             if item == "hang":
+                # A dead connection does not end at timeoutSeconds either.
                 hung = True
+                deadline.reschedule(None)
                 continue
             if not hung and isinstance(item, dict):
                 await _write_event(response, item)

@@ -217,27 +217,25 @@ class Store:
     ) -> tuple[list[Obj], int]:
         """Selected objects sorted by namespace and name, and the list's resourceVersion.
 
-        An Exact match (or a continue token) is served from history, 410 when that is gone; otherwise
-        the latest state, which satisfies NotOlderThan and "0" alike.
+        Exact (also used for continue tokens) is served from history, 410 Expired when that is gone.
+        Otherwise the latest state, which satisfies NotOlderThan, "0" and no resourceVersion alike:
+        an old resourceVersion is not an error there, as on the real server. A resourceVersion from
+        the future is 504.
         """
         at = self._resource_version
         if resource_version_match not in (None, "", "Exact", "NotOlderThan"):
             raise _bad_request(f"unsupported resourceVersionMatch {resource_version_match!r}")
-        if resource_version not in (None, "", "0"):
+        if resource_version in (None, ""):
+            if resource_version_match:
+                raise _bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+        else:
             requested = self._parse_rv(resource_version)
+            if requested > self._resource_version:
+                raise ApiError(504, "Timeout", f"Too large resource version: {requested}")
             if resource_version_match == "Exact":
                 if requested < self._earliest:
                     raise expired(requested, self._earliest)
-                if requested > self._resource_version:
-                    raise ApiError(504, "Timeout", f"Too large resource version: {requested}")
                 at = requested
-            elif resource_version_match == "NotOlderThan":
-                if requested < self._earliest:
-                    raise expired(requested, self._earliest)
-                if requested > self._resource_version:
-                    raise ApiError(504, "Timeout", f"Too large resource version: {requested}")
-        elif resource_version_match:
-            raise _bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
         objects = self._state_at(selection.resource, at)
         items = [
             copy.deepcopy(obj)
@@ -245,12 +243,6 @@ class Store:
             if (selection.namespace is None or ns == selection.namespace) and selection.selects(obj)
         ]
         return items, at
-
-    def state_at(self, resource: ResourceType, resource_version: int) -> dict[tuple[str, str], Obj]:
-        """The objects of one resource as they were at that resourceVersion; 410 when history is gone."""
-        if resource_version < self._earliest:
-            raise expired(resource_version, self._earliest)
-        return self._state_at(resource, resource_version)
 
     def _state_at(self, resource: ResourceType, resource_version: int) -> dict[tuple[str, str], Obj]:
         state = {(ns, name): obj for (r, ns, name), obj in self._objects.items() if r == resource}

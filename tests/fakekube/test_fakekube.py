@@ -545,13 +545,28 @@ async def test_exact_list_at_an_old_resource_version(kube: FakeKube, http: aioht
     assert old["metadata"]["resourceVersion"] == then
     assert [(i["metadata"]["name"], i["data"]) for i in old["items"]] == [("a", {"v": "MQ=="})]
     kube.compact()
-    for match in ("Exact", "NotOlderThan"):
-        status, doc = await call(
-            http, "GET", SECRETS, params={"resourceVersion": then, "resourceVersionMatch": match}
-        )
-        assert_status(status, doc, 410, "Expired")
-    current = await ok(http, "GET", SECRETS, params={"resourceVersion": "0"})
-    assert [i["metadata"]["name"] for i in current["items"]] == ["a", "b"]
+    status, doc = await call(
+        http, "GET", SECRETS, params={"resourceVersion": then, "resourceVersionMatch": "Exact"}
+    )
+    assert_status(status, doc, 410, "Expired")
+    # Anything at least as new will do, so the latest state does, however old the version asked for.
+    for params in (
+        {"resourceVersion": then, "resourceVersionMatch": "NotOlderThan"},
+        {"resourceVersion": "0"},
+    ):
+        current = await ok(http, "GET", SECRETS, params=params)
+        assert [i["metadata"]["name"] for i in current["items"]] == ["a", "b"]
+        assert current["metadata"]["resourceVersion"] == str(kube.resource_version)
+
+
+async def test_list_from_the_future_is_504(kube: FakeKube, http: aiohttp.ClientSession) -> None:
+    future = str(kube.resource_version + 10)
+    status, doc = await call(
+        http, "GET", SECRETS, params={"resourceVersion": future, "resourceVersionMatch": "Exact"}
+    )
+    assert_status(status, doc, 504, "Timeout")
+    status, doc = await call(http, "GET", SECRETS, params={"resourceVersionMatch": "Exact"})
+    assert_status(status, doc, 400, "BadRequest")
 
 
 async def test_continue_token_expires_with_history(kube: FakeKube, http: aiohttp.ClientSession) -> None:
@@ -825,6 +840,16 @@ async def test_hung_watch_stays_open_and_silent(kube: FakeKube, http: aiohttp.Cl
     async with watching(http, SECRETS, resourceVersion=start) as stream:
         recovered = await next_event(stream)
     assert recovered is not None and summary([recovered]) == [("ADDED", "missed")]
+
+
+async def test_hung_watch_outlives_its_timeout_seconds(kube: FakeKube, http: aiohttp.ClientSession) -> None:
+    async with watching(http, SECRETS, timeoutSeconds="1") as stream:
+        await kube.wait_for_watches(1)
+        kube.hang_watches()
+        await asyncio.sleep(2)  # past timeoutSeconds, which a dead connection does not honour
+        assert kube.open_watches == 1
+        kube.drop_watches()
+        assert await rest_of_stream(stream) == []
 
 
 async def test_hang_next_watches_silences_new_ones_from_the_start(

@@ -22,6 +22,10 @@ apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: app, namespace: apps, labels: {team: a}}
 spec: {selector: {matchLabels: {app: x}}, endpoints: [{port: web}]}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: prometheusconfigs.reloader.dev}
 """
 
 
@@ -57,7 +61,8 @@ async def test_standalone_server(tmp_path: Path) -> None:
     output = stderr.decode()
     code = proc.returncode
     assert code == 0, output
-    assert "fake API server listening" in output
+    assert "fake API server listening" in output and "loaded=2" in output
+    assert "skipped an object of a kind not served" in output and "kind=CustomResourceDefinition" in output
     assert "path=/apis/monitoring.coreos.com/v1/servicemonitors" in output
 
 

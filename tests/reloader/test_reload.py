@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from reloader.reload import ReloadError, find_processes, reload_http, reload_signal
+from reloader.reload import ReloadError, find_processes, parse_rfc3339, reload_http, reload_signal
 from tests.support.procs import wait_for
 
 Server = Callable[..., Any]
@@ -82,13 +83,14 @@ async def test_a_refused_connection_is_an_error_naming_the_url(unused_tcp_port: 
 
 @pytest.fixture
 def hup_counting_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A real process named ``fakeprom-<n>`` that counts its SIGHUPs in a file."""
+    """A real process named ``fakeprom...`` that records each SIGHUP as ``<count> <unix seconds>``."""
     name = f"fakeprom{tmp_path.name[-6:]}".replace("_", "")[:15]
     exe = tmp_path / name
     shutil.copy("/bin/sh", exe)
     counter = tmp_path / "hups"
-    counter.write_text("0")
-    script = f"n=0; trap 'n=$((n+1)); echo $n > {counter}' HUP; while :; do sleep 0.05; done"
+    counter.write_text(f"0 {int(time.time())}")  # as if the config had been loaded this very second
+    # Like Prometheus, each reload is stamped with one-second resolution.
+    script = f"n=0; trap 'n=$((n+1)); echo \"$n $(date +%s)\" > {counter}' HUP; while :; do sleep 0.05; done"
     proc = subprocess.Popen([str(exe), "-c", script])
     try:
         wait_for(lambda: proc.pid in find_processes(name), timeout_s=30, what="the fake process in /proc")
@@ -99,15 +101,20 @@ def hup_counting_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def runtimeinfo_routes(counter: Path, fail_after_hup: bool = False) -> list[web.RouteDef]:
-    """runtimeinfo as Prometheus serves it: lastConfigTime moves with each SIGHUP the process got."""
+    """runtimeinfo as Prometheus serves it, from the process's SIGHUP record.
+
+    With ``fail_after_hup``, every reload after the first load fails: reloadConfigSuccess turns false
+    and lastConfigTime stays where it was.
+    """
+    first_stamp: list[str] = []
 
     async def runtimeinfo(_: web.Request) -> web.Response:
-        hups = int((await asyncio.to_thread(counter.read_text)).strip() or 0)
-        ok = not (fail_after_hup and hups > 0)
-        stamp = f"2026-01-01T00:00:{hups:02d}Z" if ok else "2026-01-01T00:00:00Z"
-        return web.json_response(
-            {"status": "success", "data": {"reloadConfigSuccess": ok, "lastConfigTime": stamp}}
-        )
+        hups, _sep, epoch = (await asyncio.to_thread(counter.read_text)).strip().partition(" ")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+        first_stamp.append(stamp)
+        ok = not (fail_after_hup and int(hups) > 0)
+        data = {"reloadConfigSuccess": ok, "lastConfigTime": stamp if ok else first_stamp[0]}
+        return web.json_response({"status": "success", "data": data})
 
     return [web.get("/api/v1/status/runtimeinfo", runtimeinfo)]
 
@@ -116,32 +123,45 @@ async def test_signal_sends_sighup_and_waits_for_runtimeinfo(
     aiohttp_server: Server, hup_counting_process: tuple[str, Path]
 ) -> None:
     name, counter = hup_counting_process
-    base = await serve(aiohttp_server, runtimeinfo_routes(counter))
+    url = await serve(aiohttp_server, runtimeinfo_routes(counter)) + "/api/v1/status/runtimeinfo"
     async with aiohttp.ClientSession() as session:
-        await reload_signal(
-            session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60, poll_interval_s=0.02
-        )
-        assert counter.read_text().strip() == "1"
-        await reload_signal(
-            session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60, poll_interval_s=0.02
-        )
-    assert counter.read_text().strip() == "2"
+        # Back to back, starting in the very second of the last load: lastConfigTime has seconds only,
+        # and each reload must still be confirmed (a missed confirmation raises after timeout_s).
+        for expected in ("1", "2", "3"):
+            await reload_signal(session, name, url, timeout_s=10, poll_interval_s=0.02)
+            assert counter.read_text().split()[0] == expected
 
 
 async def test_signal_fails_at_once_when_reload_config_success_turns_false(
     aiohttp_server: Server, hup_counting_process: tuple[str, Path]
 ) -> None:
     name, counter = hup_counting_process
-    base = await serve(aiohttp_server, runtimeinfo_routes(counter, fail_after_hup=True))
+    url = (
+        await serve(aiohttp_server, runtimeinfo_routes(counter, fail_after_hup=True))
+        + "/api/v1/status/runtimeinfo"
+    )
     async with aiohttp.ClientSession() as session:
         # A timeout would give a different message: this one proves the early exit.
         with pytest.raises(ReloadError, match="reports reloadConfigSuccess=false"):
-            await reload_signal(session, name, base + "/api/v1/status/runtimeinfo", timeout_s=60)
+            await reload_signal(session, name, url, timeout_s=60)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2026-01-01T00:00:05Z", 1767225605.0),
+        ("2026-01-01T01:00:05.123456789+01:00", 1767225605.123456),
+        ("0001-01-01T00:00:00Z", -62135596800.0),
+        ("not a time", None),
+    ],
+)
+def test_parse_rfc3339(text: str, seconds: float | None) -> None:
+    assert parse_rfc3339(text) == (None if seconds is None else pytest.approx(seconds))
 
 
 async def test_signal_with_no_such_process_is_a_clear_error(aiohttp_server: Server, tmp_path: Path) -> None:
     counter = tmp_path / "hups"
-    counter.write_text("0")
+    counter.write_text("0 0")
     base = await serve(aiohttp_server, runtimeinfo_routes(counter))
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ReloadError, match=r"^reload by signal: no process named 'no-such-proc-x'$"):
