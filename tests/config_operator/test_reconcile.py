@@ -6,6 +6,7 @@ from typing import Any
 
 from config_operator import generate as g
 from config_operator.app import Operator
+from config_operator.reconcile import desired_secret, desired_status
 from tests.config_operator.conftest import (
     PCS,
     PMS,
@@ -344,3 +345,58 @@ async def test_pod_monitors_are_selected_by_their_own_selector(kube: FakeKube, o
         what="status for the config without the PodMonitor",
     )
     assert status["podMonitors"] == 0
+
+
+# --- the pure parts ------------------------------------------------------------------------------------
+
+
+def _pc(**status: Any) -> Any:
+    pc: Any = prometheus_config("main")
+    pc["metadata"].update({"uid": "uid-1", "generation": 4, "resourceVersion": "10"})
+    if status:
+        pc["status"] = status
+    return pc
+
+
+def test_desired_secret_keeps_foreign_metadata_and_takes_control() -> None:
+    pc = _pc()
+    gz = g.compress(b"scrape_configs: []\n")
+    current: Any = {
+        "metadata": {
+            "name": "prometheus-main",
+            "namespace": "default",
+            "resourceVersion": "7",
+            "labels": {"team": "x"},
+            "annotations": {"note": "kept"},
+            "ownerReferences": [
+                {"kind": "Other", "name": "o", "uid": "u-other", "controller": True},
+                {"kind": "Plain", "name": "p", "uid": "u-plain"},
+            ],
+        },
+        "data": {"old": "AA=="},
+    }
+    body: Any = desired_secret(pc, gz, current)
+    assert body["metadata"]["resourceVersion"] == "7"  # a concurrent write then fails with 409
+    assert body["metadata"]["labels"] == {"team": "x", "app.kubernetes.io/managed-by": "config-operator"}
+    assert body["metadata"]["annotations"] == {"note": "kept"}
+    assert [o["uid"] for o in body["metadata"]["ownerReferences"]] == ["u-plain", "uid-1"]
+    assert list(body["data"]) == ["prometheus.yaml.gz"]
+    assert current["data"] == {"old": "AA=="}  # the input is not modified
+    # Written once, it is what we want: nothing more to write.
+    assert desired_secret(pc, gz, body) is None
+    assert desired_secret(pc, g.compress(b"other"), body) is not None
+
+
+def test_desired_status_moves_the_transition_time_only_on_a_flip() -> None:
+    generated = g.Generated(config=b"x", service_monitors=2, pod_monitors=1, rejected=())
+    ok = desired_status(_pc(), ok=True, reason="Reconciled", message="m", now="T1", generated=generated)
+    assert ok["conditions"][0]["lastTransitionTime"] == "T1"
+    assert (ok["observedGeneration"], ok["serviceMonitors"], ok["podMonitors"]) == (4, 2, 1)
+    again = desired_status(
+        _pc(**ok), ok=True, reason="Reconciled", message="m2", now="T2", generated=generated
+    )
+    assert again["conditions"][0]["lastTransitionTime"] == "T1"
+    failed = desired_status(_pc(**again), ok=False, reason="InvalidConfig", message="bad", now="T3")
+    assert failed["conditions"][0]["lastTransitionTime"] == "T3"
+    assert failed["conditions"][0]["status"] == "False"
+    assert failed["configHash"] == ok["configHash"]  # the last good config's, still in the Secret
