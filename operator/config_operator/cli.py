@@ -99,6 +99,8 @@ def run(
 ) -> None:
     """Run the operator until SIGTERM or SIGINT."""
     logsetup.setup(log_format, log_level)
+    # At debug level the generated client logs whole response bodies, and those can be Secrets.
+    logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
     identity = leader_election_identity or default_identity()
     leader = None
     if leader_elect:
@@ -159,10 +161,17 @@ async def _run(settings: Settings, *, kubeconfig: str | None, context: str | Non
                 log.info("signal received, stopping")
                 task.cancel()
     except* OSError as group:
-        raise group.exceptions[0] from None
+        raise _first_leaf(group) from None
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    """The first plain exception inside (nested) exception groups: the one line a user needs."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 @cli.command()

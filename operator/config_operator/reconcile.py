@@ -237,7 +237,7 @@ class Reconciler:
     instance: str = COMPONENT
     """Who posts the Events (reportingInstance): the pod name or the leader-election identity."""
     now: Callable[[], str] = _utc_now
-    _reported: dict[ObjectKey, _Reported] = field(default_factory=dict)
+    _reported: dict[ObjectKey, _Reported] = field(default_factory=dict, init=False, repr=False)
 
     async def reconcile(self, key: ObjectKey) -> None:
         """Bring the Secret and status of ``key`` in line with the caches."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -143,6 +144,13 @@ async def test_run_serves_endpoints_reconciles_and_stops_on_sigterm(kube: FakeKu
             lambda: (kube.get(PCS, "default", "main").get("status") or {}).get("conditions"), what="status"
         )
         assert cond[0]["status"] == "True"
+        # --namespace=default: the namespaced kinds are listed and watched in default only.
+        scoped = {
+            c.namespace
+            for c in kube.calls
+            if c.resource in ("prometheusconfigs", "servicemonitors", "podmonitors")
+        }
+        assert scoped == {"default"}
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
     finally:
@@ -171,3 +179,17 @@ async def test_run_stops_on_sigint_while_the_api_is_unreachable(tmp_path: Path) 
     _, rest = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, rest.decode()[-2000:]
     assert "Traceback" not in "".join(seen) + rest.decode()
+
+
+async def test_run_with_a_taken_listen_address_says_so_in_one_line(kube: FakeKube, tmp_path: Path) -> None:
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig.yaml")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await run_operator(f"--kubeconfig={kubeconfig}", f"--listen-address=127.0.0.1:{port}")
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 1
+    [line] = stderr.decode().splitlines()[-1:]
+    assert "address already in use" in line
+    assert "Traceback" not in stderr.decode()

@@ -301,3 +301,12 @@ async def test_metrics_have_the_exact_names(dirs: Path, aiohttp_server: Any) -> 
     # POD_NAME is unset in this reloader's environment: one reference left literally.
     assert "reloader_config_environment_variable_expansion_errors 1.0" in text
     assert "reloader_watches 1.0" in text
+
+
+def test_without_an_output_file_the_input_is_only_hashed(dirs: Path) -> None:
+    opts = options(dirs, "http://unused", output_file=None)
+    first = apply_config(opts, ENV)
+    assert not first.output_changed
+    assert list((dirs / "out").iterdir()) == []
+    (dirs / "in" / "prometheus.yaml").write_text("replica: $(POD_NAME)\nmore: 1\n")
+    assert apply_config(opts, ENV).sha256 != first.sha256

@@ -371,3 +371,38 @@ async def test_reload_500_while_running_is_one_line_and_last_reload_successful_0
     assert f"{endpoint.url}: HTTP 500: boom: bad config" in line
     assert await running.metric("reloader_last_reload_successful") == 0.0
     assert running.alive()
+
+
+def test_unreadable_web_config_at_startup_is_exit_1_with_one_line(files: Path) -> None:
+    web_config = files / "web.yml"
+    web_config.write_text("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n")
+    result = run_once(
+        *io_args(files),
+        f"--listen-address=127.0.0.1:{free_port()}",
+        f"--web-config-file={web_config}",
+        "--reload-url=http://127.0.0.1:1/-/reload",
+    )
+    lines = output_lines(result)
+    assert result.returncode == 1, lines
+    errors = [line for line in lines if "level=error" in line]
+    assert len(errors) == 1 and f"web config {web_config}" in errors[0], lines
+
+
+async def test_listen_address_in_use_at_startup_is_exit_1_with_one_error_line(
+    files: Path, spawn: Spawn, aiohttp_server: Any
+) -> None:
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(files / "out" / "out.yaml"))
+    first = await spawn(*io_args(files), f"--reload-url={endpoint.url}")
+    await wait_serving(first)
+    second = await spawn(
+        *io_args(files),
+        f"--reload-url={endpoint.url}",
+        f"--listen-address=127.0.0.1:{first.port}",
+        listen=False,
+    )
+    assert await asyncio.wait_for(second.proc.wait(), 30) == 1
+    errors = [line for line in second.lines() if "level=error" in line]
+    assert len(errors) == 1 and "cannot start" in errors[0] and "address already in use" in errors[0], (
+        second.lines()
+    )
+    assert first.alive()
