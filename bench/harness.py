@@ -34,18 +34,28 @@ def reloader_binary() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class Post:
+    """One reload request: when it arrived, and the first line of the rendered output at that moment."""
+
+    at: float
+    first_line: str
+
+
 @dataclass
 class ReloadEndpoint:
-    """A local ``/-/reload`` that answers 200 and queues the monotonic time each POST arrived."""
+    """A local ``/-/reload`` that answers 200 and queues a Post for each request."""
 
+    rendered: Path | None
+    """The reloader's output file; its first line tells which change a reload is for."""
     port: int = 0
-    posts: asyncio.Queue[float] = field(default_factory=asyncio.Queue)
+    posts: asyncio.Queue[Post] = field(default_factory=asyncio.Queue)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/-/reload"
 
-    async def next_post(self, timeout_s: float) -> float:
+    async def next_post(self, timeout_s: float) -> Post:
         async with asyncio.timeout(timeout_s):
             return await self.posts.get()
 
@@ -58,12 +68,23 @@ class ReloadEndpoint:
         return dropped
 
 
+def _first_line(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        with path.open("rb") as f:
+            return f.readline().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 @asynccontextmanager
-async def reload_endpoint() -> AsyncIterator[ReloadEndpoint]:
-    endpoint = ReloadEndpoint()
+async def reload_endpoint(rendered: Path | None = None) -> AsyncIterator[ReloadEndpoint]:
+    endpoint = ReloadEndpoint(rendered=rendered)
 
     async def reload(request: web.Request) -> web.Response:
-        endpoint.posts.put_nowait(time.monotonic())  # timestamp first: this is the end of the latency
+        arrived = time.monotonic()  # first: this is the end of the latency
+        endpoint.posts.put_nowait(Post(arrived, _first_line(endpoint.rendered)))
         await request.read()
         return web.Response(text="ok")
 

@@ -25,18 +25,22 @@ class LatencyResult:
 
 
 async def measure_latency(workdir: Path, delay: str, delay_s: float, changes: int) -> LatencyResult:
-    """Make ``changes`` one at a time; each waits for its reload POST before the next write."""
+    """Make ``changes`` one at a time; each waits for the reload of exactly that change before the next.
+
+    Each change writes a numbered first line; the endpoint reads the rendered output when a POST
+    arrives, so a late or duplicate reload is counted as extra, never mistaken for the next change's.
+    """
     watched, out, staging = workdir / "in", workdir / "out", workdir / "staging"
     for d in (watched, out, staging):
         d.mkdir(parents=True)
-    config = watched / "prometheus.yaml"
+    config, rendered = watched / "prometheus.yaml", out / "prometheus.yaml"
     config.write_bytes(b"# change 0\nglobal: {}\n")
     samples: list[float] = []
     extra = 0
-    async with reload_endpoint() as endpoint:
+    async with reload_endpoint(rendered) as endpoint:
         args = [
             f"--config-file={config}",
-            f"--config-envsubst-file={out / 'prometheus.yaml'}",
+            f"--config-envsubst-file={rendered}",
             f"--reload-url={endpoint.url}",
             f"--delay-interval={delay}",
         ]
@@ -47,8 +51,11 @@ async def measure_latency(workdir: Path, delay: str, delay_s: float, changes: in
             for i in range(1, changes + 1):
                 replace_file(config, f"# change {i}\nglobal: {{}}\n".encode(), staging)
                 written = time.monotonic()
-                posted = await endpoint.next_post(timeout_s=delay_s + 30)
-                samples.append(posted - written)
+                while (
+                    post := await endpoint.next_post(timeout_s=delay_s + 30)
+                ).first_line != f"# change {i}":
+                    extra += 1
+                samples.append(post.at - written)
                 await asyncio.sleep(0.05)  # a duplicate reload of this change would arrive by now
                 extra += endpoint.drain()
     return LatencyResult(delay_s=delay_s, samples_s=samples, extra_reloads=extra)

@@ -11,7 +11,6 @@ from pathlib import Path
 import psutil
 
 from bench.harness import (
-    MiB,
     free_port,
     gz,
     prometheus_like_config,
@@ -70,46 +69,53 @@ class RssSampler:
 
 
 async def measure_memory(workdir: Path, sizes: tuple[int, ...], repeats: int) -> MemoryResult:
+    """Idle RSS after startup, then the peak RSS of ``repeats`` applies of a config of each size."""
     watched, out, staging = workdir / "in", workdir / "out", workdir / "staging"
     for d in (watched, out, staging):
         d.mkdir(parents=True)
-    config = watched / "prometheus.yaml.gz"
+    config, rendered = watched / "prometheus.yaml.gz", out / "prometheus.yaml"
     config.write_bytes(gz(prometheus_like_config(4096, "idle")))
     bodies = {size: prometheus_like_config(size, "body") for size in sizes}
     peaks: dict[int, list[int]] = {size: [] for size in sizes}
     method = "VmHWM"
-    async with reload_endpoint() as endpoint:
+    async with reload_endpoint(rendered) as endpoint:
+
+        async def applied(first_line: str) -> None:
+            while (await endpoint.next_post(timeout_s=120)).first_line != first_line:
+                pass
+
         args = [
             f"--config-file={config}",
-            f"--config-envsubst-file={out / 'prometheus.yaml'}",
+            f"--config-envsubst-file={rendered}",
             f"--reload-url={endpoint.url}",
             "--delay-interval=0s",
             # As prometheus-operator runs the sidecar: with its /metrics server up.
             f"--listen-address=127.0.0.1:{free_port()}",
         ]
         async with reloader_process(*args, log_path=workdir / "reloader.log") as proc:
-            await endpoint.next_post(timeout_s=30)
+            await applied("# idle")
             await asyncio.sleep(2.0)  # let startup garbage settle
             rss = psutil.Process(proc.pid)
-            idle = int(statistics.median([rss.memory_info().rss for _ in range(5)]))
+            samples = []
+            for _ in range(5):
+                samples.append(int(rss.memory_info().rss))
+                await asyncio.sleep(0.2)
             for size in sizes:
                 for rep in range(repeats):
                     # Unique bytes each time, so every write is a real change that must be applied.
-                    data = gz(f"# {size} {rep}\n".encode() + bodies[size])
-                    endpoint.drain()
+                    marker = f"# {size} {rep}"
+                    data = gz(f"{marker}\n".encode() + bodies[size])
                     if reset_hwm(proc.pid):
                         replace_file(config, data, staging)
-                        await endpoint.next_post(timeout_s=120)
+                        await applied(marker)
                         peaks[size].append(read_hwm(proc.pid))
                     else:
                         method = "RSS sampled every 2 ms"
                         with RssSampler(proc.pid) as sampler:
                             replace_file(config, data, staging)
-                            await endpoint.next_post(timeout_s=120)
+                            await applied(marker)
                         peaks[size].append(sampler.peak)
                     await asyncio.sleep(0.5)
-    return MemoryResult(idle_rss_bytes=idle, peak_rss_bytes=peaks, peak_method=method)
-
-
-def mib(n: float) -> float:
-    return n / MiB
+    return MemoryResult(
+        idle_rss_bytes=int(statistics.median(samples)), peak_rss_bytes=peaks, peak_method=method
+    )

@@ -18,6 +18,7 @@ import click
 
 from reloader import __version__
 from reloader import log as logsetup
+from reloader.app import ApplyError, Options, Reloader, StartupError, apply_config, build_env, log_applied
 from reloader.durations import Duration
 from reloader.render import DEFAULT_MAX_DECOMPRESSED_BYTES
 
@@ -135,8 +136,6 @@ def command(
     max_config_bytes: int,
 ) -> int:
     """Render a config (gzip, $(VAR) placeholders), write it atomically, and reload the target."""
-    from reloader.app import Options, build_env
-
     del auto_gomemlimit_ratio  # a Go runtime setting: nothing to do in Python
     if config_file is None and not watched_dir:
         raise click.UsageError("nothing to watch: give --config-file and/or --watched-dir")
@@ -167,11 +166,8 @@ def command(
     return asyncio.run(run_forever(opts, env))
 
 
-def run_once(opts: object, env: Mapping[str, str]) -> int:
+def run_once(opts: Options, env: Mapping[str, str]) -> int:
     """Init mode: render and write once, no reload. 0 on success, 1 with one error line."""
-    from reloader.app import ApplyError, Options, apply_config, log_applied
-
-    assert isinstance(opts, Options)
     try:
         applied = apply_config(opts, env)
     except ApplyError as exc:
@@ -182,12 +178,10 @@ def run_once(opts: object, env: Mapping[str, str]) -> int:
     return 0
 
 
-async def run_forever(opts: object, env: Mapping[str, str]) -> int:
+async def run_forever(opts: Options, env: Mapping[str, str]) -> int:
     """Sidecar mode: run until SIGTERM or SIGINT (exit 0); a startup error is one line and exit 1."""
-    from reloader.app import Options, Reloader, StartupError
-    from reloader.serve import WebConfigError
+    from reloader.serve import WebConfigError  # imports aiohttp: never on the init-mode path
 
-    assert isinstance(opts, Options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # The handler only sets the event; run() cancels its own tasks and returns.

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -24,6 +25,15 @@ BODY_PREVIEW_CHARS: Final = 1000
 
 class ReloadError(RuntimeError):
     """The reload failed; the message is one line."""
+
+
+def redact(url: str) -> str:
+    """The URL for a log line: a password in it (``http://user:pass@host``) becomes ``xxxxx``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:xxxxx@{host}"))
 
 
 def _one_line(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
@@ -40,11 +50,11 @@ async def reload_http(session: aiohttp.ClientSession, url: str, *, timeout_s: fl
                     return
                 body = await response.content.read(4 * BODY_PREVIEW_CHARS)
     except TimeoutError as exc:
-        raise ReloadError(f"reload {url}: no answer within {timeout_s:g}s") from exc
+        raise ReloadError(f"reload {redact(url)}: no answer within {timeout_s:g}s") from exc
     except aiohttp.ClientError as exc:
-        raise ReloadError(f"reload {url}: {exc.__class__.__name__}: {_one_line(str(exc))}") from exc
+        raise ReloadError(f"reload {redact(url)}: {exc.__class__.__name__}: {_one_line(str(exc))}") from exc
     preview = _one_line(body.decode("utf-8", "replace"))
-    raise ReloadError(f"reload {url}: HTTP {response.status}: {preview}")
+    raise ReloadError(f"reload {redact(url)}: HTTP {response.status}: {preview}")
 
 
 def find_processes(executable_name: str, proc_root: Path = Path("/proc")) -> list[int]:
@@ -75,15 +85,17 @@ async def _runtimeinfo(session: aiohttp.ClientSession, url: str) -> tuple[bool, 
     try:
         async with session.get(url) as response:
             if response.status != 200:
-                raise ReloadError(f"runtimeinfo {url}: HTTP {response.status}")
+                raise ReloadError(f"runtimeinfo {redact(url)}: HTTP {response.status}")
             doc: Any = await response.json(content_type=None)
     except aiohttp.ClientError as exc:
-        raise ReloadError(f"runtimeinfo {url}: {exc.__class__.__name__}: {_one_line(str(exc))}") from exc
+        raise ReloadError(
+            f"runtimeinfo {redact(url)}: {exc.__class__.__name__}: {_one_line(str(exc))}"
+        ) from exc
     except ValueError as exc:
-        raise ReloadError(f"runtimeinfo {url}: answer is not JSON") from exc
+        raise ReloadError(f"runtimeinfo {redact(url)}: answer is not JSON") from exc
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict) or "reloadConfigSuccess" not in data:
-        raise ReloadError(f"runtimeinfo {url}: answer has no data.reloadConfigSuccess")
+        raise ReloadError(f"runtimeinfo {redact(url)}: answer has no data.reloadConfigSuccess")
     return bool(data["reloadConfigSuccess"]), str(data.get("lastConfigTime", ""))
 
 
@@ -143,10 +155,10 @@ async def reload_signal(
                 if ok_before and not ok:
                     raise ReloadError(
                         f"reload by signal: {executable_name} reports reloadConfigSuccess=false "
-                        f"({runtimeinfo_url})"
+                        f"({redact(runtimeinfo_url)})"
                     )
                 await asyncio.sleep(poll_interval_s)
     except TimeoutError as exc:
         raise ReloadError(
-            f"reload by signal: {runtimeinfo_url} did not show a successful reload within {timeout_s:g}s"
+            f"reload by signal: {redact(runtimeinfo_url)} did not show a successful reload within {timeout_s:g}s"
         ) from exc

@@ -95,7 +95,10 @@ def _gunzip(chunks: Iterable[bytes], *, source: str, max_bytes: int) -> Iterator
                         )
                     if out:
                         yield out
-                    if not inflater.unconsumed_tail or inflater.eof:
+                    if inflater.eof:
+                        break
+                    # A full output buffer may mean more output is pending even with no input left.
+                    if not inflater.unconsumed_tail and len(out) < CHUNK_BYTES:
                         break
                     out = inflater.decompress(inflater.unconsumed_tail, CHUNK_BYTES)
             except zlib.error as exc:

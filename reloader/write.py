@@ -1,9 +1,12 @@
 """File I/O at the edge: read the input in chunks, write the output atomically.
 
-``write_atomic`` streams the rendered chunks into a uniquely named temporary file next to the output,
-hashing as it goes. When the bytes equal the current output, the temporary file is dropped and the
-output is not touched (same inode, same mtime). Otherwise: fsync, ``os.replace`` over the output, fsync
-the directory. Any failure removes the temporary file and leaves the previous output exactly as it was.
+``write_atomic`` hashes the rendered chunks as they stream by and compares them with the current
+output. As long as they are equal, nothing is written: the ticker re-renders every few minutes, and an
+unchanged config must cost no disk writes (the output keeps its inode and mtime). At the first
+difference, a uniquely named temporary file is created next to the output, the equal prefix is copied
+into it from the current output, and the rest streams in. Then: fsync, ``os.replace`` over the output,
+fsync the directory. Any failure removes the temporary file and leaves the previous output exactly as
+it was.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 CHUNK_BYTES: Final = 64 * 1024
 TEMP_PREFIX: Final = ".config-reloader-"
@@ -71,39 +74,114 @@ def write_atomic(
 
     Raises WriteError for any OS failure on the output side (missing or read-only directory, full
     disk). Errors raised by ``chunks`` itself (a RenderError, or an OSError reading the input) propagate
-    unchanged. Either way, the output is left as it was and the temporary file is gone.
+    unchanged. Either way, the output is left as it was and no temporary file is left behind.
     """
     out = Path(path)
-    directory = out.parent
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise _write_error(out, exc, f"cannot create a file in {directory}: ") from exc
-    tmp = Path(tmp_name)
     digest = hashlib.sha256()
     size = 0
+    current = _open_current(out)
+    temp = _TempFile(out, write_chunk)
     try:
+        for chunk in chunks:  # the source's own errors pass through untouched
+            digest.update(chunk)
+            size += len(chunk)
+            if not temp.started:
+                if current is not None and _read(current, len(chunk)) == chunk:
+                    continue  # still equal to the current output: nothing to write yet
+                temp.start(copy_from=current, prefix_bytes=size - len(chunk))
+            temp.write(chunk)
+        if not temp.started:
+            if current is not None and _read(current, 1) == b"":
+                return WriteResult(sha256=digest.hexdigest(), size=size, changed=False)
+            temp.start(copy_from=current, prefix_bytes=size)  # the current output is longer
+        temp.commit()
+    except BaseException:
+        temp.discard()
+        raise
+    finally:
+        if current is not None:
+            current.close()
+    return WriteResult(sha256=digest.hexdigest(), size=size, changed=True)
+
+
+def _open_current(out: Path) -> BinaryIO | None:
+    # Anything unreadable (missing, a directory, no permission) simply compares as different.
+    try:
+        return open(out, "rb")  # closed by write_atomic
+    except OSError:
+        return None
+
+
+def _read(f: BinaryIO, n: int) -> bytes | None:
+    try:
+        return f.read(n)
+    except OSError:
+        return None
+
+
+class _TempFile:
+    """The temporary file next to the output, created only once the bytes differ."""
+
+    def __init__(self, out: Path, write_chunk: WriteChunk) -> None:
+        self.out = out
+        self.write_chunk = write_chunk
+        self.fd: int | None = None
+        self.path: Path | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.fd is not None
+
+    def start(self, copy_from: BinaryIO | None, prefix_bytes: int) -> None:
+        """Create the file, then copy the first ``prefix_bytes`` of the current output into it."""
+        directory = self.out.parent
         try:
-            for chunk in chunks:  # the source's own errors pass through untouched
-                _guarded(out, _write_all, fd, chunk, write_chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            _guarded(out, os.fsync, fd)
+            self.fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise _write_error(self.out, exc, f"cannot create a file in {directory}: ") from exc
+        self.path = Path(name)
+        if prefix_bytes == 0:
+            return
+        assert copy_from is not None
+        _guarded(self.out, copy_from.seek, 0)
+        left = prefix_bytes
+        while left > 0:
+            block = _read(copy_from, min(left, CHUNK_BYTES))
+            if not block:
+                raise WriteError(0, f"output {self.out}: changed by someone else while being compared")
+            self.write(block)
+            left -= len(block)
+
+    def write(self, data: bytes) -> None:
+        assert self.fd is not None
+        _guarded(self.out, _write_all, self.fd, data, self.write_chunk)
+
+    def commit(self) -> None:
+        """fsync, give it the output's mode, rename it over the output, fsync the directory."""
+        assert self.fd is not None and self.path is not None
+        fd, self.fd = self.fd, None
+        try:
+            _guarded(self.out, os.fsync, fd)
         finally:
             os.close(fd)
-        sha = digest.hexdigest()
-        if file_sha256(out) == sha:
-            tmp.unlink()
-            return WriteResult(sha256=sha, size=size, changed=False)
         # mkstemp makes the file 0600; the output keeps its mode, or gets a normal file's.
-        mode = out.stat().st_mode & 0o777 if out.exists() else 0o644
-        _guarded(out, os.chmod, tmp, mode)
-        _guarded(out, os.replace, tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(directory)
-    return WriteResult(sha256=sha, size=size, changed=True)
+        try:
+            mode = self.out.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        _guarded(self.out, os.chmod, self.path, mode)
+        _guarded(self.out, os.replace, self.path, self.out)
+        self.path = None
+        _fsync_dir(self.out.parent)
+
+    def discard(self) -> None:
+        """Close and remove the temporary file, if there is one."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
 
 
 def _write_error(out: Path, exc: OSError, context: str = "") -> WriteError:

@@ -5,6 +5,7 @@ Alertmanager reports the config in force at /api/v2/status (config.original).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,11 @@ def test_alertmanager_follows_volume_updates_and_survives_a_bad_config(
         f"--reload-url={am.reload_url}",
         "--delay-interval=100ms",
         "--retry-interval=1s",
-        env={"TEAM": "storage"},
+        "--log-format=json",
+        env={"TEAM": "sre7f3a"},
     )
     wait_for(
-        lambda: "receiver: team-storage" in am.config_yaml(), what="Alertmanager to route to team-storage"
+        lambda: "receiver: team-sre7f3a" in am.config_yaml(), what="Alertmanager to route to team-sre7f3a"
     )
 
     volume.update({"alertmanager.yaml.gz": gz(am_config("pager", "team-$(TEAM)", "pager"))})
@@ -75,3 +77,7 @@ def test_alertmanager_follows_volume_updates_and_survives_a_bad_config(
     assert am.metric("alertmanager_config_last_reload_successful") == 1.0
     assert "receiver: pager" in am.config_yaml()
     assert reloader.stop() == 0
+    # --log-format=json: every line is one JSON object with the message first; no value of TEAM in any.
+    lines = [json.loads(line) for line in reloader.log().splitlines()]
+    assert lines and all(next(iter(line)) == "msg" for line in lines)
+    assert "sre7f3a" not in reloader.log()

@@ -216,7 +216,8 @@ def test_new_rule_file_in_watched_dir_reaches_prometheus(
 def test_init_mode_renders_once_and_prometheus_starts_on_the_result(
     tmp_path: Path, prometheus_factory: Any
 ) -> None:
-    src = tmp_path / "prometheus.yaml.gz"
+    # Gzip is known by its magic bytes, not by the name: this one has no .gz suffix.
+    src = tmp_path / "prometheus.yaml"
     src.write_bytes(gz(prom_config("init", external_labels="replica: $(POD_NAME)")))
     out = tmp_path / "out" / "prometheus.yaml"
     out.parent.mkdir()

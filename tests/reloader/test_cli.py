@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.reloader.conftest import Endpoint, eventually, start_endpoint
 from tests.reloader.procs import Spawn, spawn, wait_serving
@@ -131,6 +132,10 @@ def make_input(files: Path, kind: str) -> str:
     if kind == "missing":
         config.unlink()
         return "No such file or directory"
+    if kind == "unreadable":
+        config.unlink()
+        config.mkdir()  # root reads any file, whatever its mode: a directory is what cannot be read
+        return "Is a directory"
     if kind == "empty":
         config.write_bytes(b"")
         return "input is empty"
@@ -153,7 +158,16 @@ def make_input(files: Path, kind: str) -> str:
     raise AssertionError(kind)
 
 
-BAD_INPUTS = ["missing", "empty", "truncated-gzip", "corrupt-gzip", "gzip-bomb", "not-utf8", "strict-unset"]
+BAD_INPUTS = [
+    "missing",
+    "unreadable",
+    "empty",
+    "truncated-gzip",
+    "corrupt-gzip",
+    "gzip-bomb",
+    "not-utf8",
+    "strict-unset",
+]
 LIMITS = ["--strict-env", "--max-config-bytes=1048576"]
 
 
@@ -348,6 +362,8 @@ async def test_bad_input_while_running_keeps_output_and_process(
     assert (await running.get("/healthz"))[0] == 200
 
     # Fixed again: applied and reloaded, and nothing was lost on the way.
+    if (files / "in" / "prometheus.yaml").is_dir():
+        (files / "in" / "prometheus.yaml").rmdir()
     (files / "in" / "prometheus.yaml").write_text("replica: $(POD_NAME)\nfixed: true\n")
     await eventually(lambda: len(endpoint.seen) == 2, "the reload of the fixed config")
     assert out.read_text() == "replica: prom-1\nfixed: true\n"
@@ -406,3 +422,30 @@ async def test_listen_address_in_use_at_startup_is_exit_1_with_one_error_line(
         second.lines()
     )
     assert first.alive()
+
+
+async def test_signal_method_with_no_such_process_is_one_line_and_keeps_running(
+    files: Path, spawn: Spawn, aiohttp_server: Any
+) -> None:
+    async def runtimeinfo(_: web.Request) -> web.Response:
+        data = {"reloadConfigSuccess": True, "lastConfigTime": "2026-01-01T00:00:00Z"}
+        return web.json_response({"status": "success", "data": data})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/status/runtimeinfo", runtimeinfo)
+    server = await aiohttp_server(app)
+    running = await spawn(
+        *io_args(files),
+        "--reload-method=signal",
+        "--process-executable-name=no-such-binary-x",
+        f"--runtimeinfo-url={server.make_url('/api/v1/status/runtimeinfo')}",
+        "--retry-interval=1h",
+    )
+    await wait_serving(running)
+    await eventually(lambda: any("reload failed" in line for line in running.lines()), "the error line")
+    [line] = [line for line in running.lines() if "level=error" in line]
+    assert "no process named 'no-such-binary-x'" in line
+    assert (await running.get("/readyz"))[0] == 503
+    assert await running.metric("reloader_last_reload_successful") == 0.0
+    assert running.alive()
+    assert await running.stop() == 0

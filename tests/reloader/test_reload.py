@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from reloader.reload import ReloadError, find_processes, parse_rfc3339, reload_http, reload_signal
+from reloader.reload import ReloadError, find_processes, parse_rfc3339, redact, reload_http, reload_signal
 from tests.support.procs import wait_for
 
 Server = Callable[..., Any]
@@ -90,7 +90,9 @@ def hup_counting_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     counter = tmp_path / "hups"
     counter.write_text(f"0 {int(time.time())}")  # as if the config had been loaded this very second
     # Like Prometheus, each reload is stamped with one-second resolution.
-    script = f"n=0; trap 'n=$((n+1)); echo \"$n $(date +%s)\" > {counter}' HUP; while :; do sleep 0.05; done"
+    # Written to a temporary name and renamed, so that runtimeinfo never reads a half-written record.
+    record = f'echo "$n $(date +%s)" > {counter}.tmp && mv {counter}.tmp {counter}'
+    script = f"n=0; trap 'n=$((n+1)); {record}' HUP; while :; do sleep 0.05; done"
     proc = subprocess.Popen([str(exe), "-c", script])
     try:
         wait_for(lambda: proc.pid in find_processes(name), timeout_s=30, what="the fake process in /proc")
@@ -180,3 +182,13 @@ def test_find_processes_never_returns_our_own_process() -> None:
 
     own = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
     assert os.getpid() not in find_processes(own)
+
+
+async def test_a_password_in_the_reload_url_never_reaches_the_error(unused_tcp_port: int) -> None:
+    url = f"http://admin:pa55-word-x@127.0.0.1:{unused_tcp_port}/-/reload"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ReloadError) as err:
+            await reload_http(session, url, timeout_s=10)
+    assert "pa55-word-x" not in str(err.value)
+    assert f"reload http://admin:xxxxx@127.0.0.1:{unused_tcp_port}/-/reload: " in str(err.value)
+    assert redact("http://127.0.0.1:9090/-/reload") == "http://127.0.0.1:9090/-/reload"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 import tracemalloc
 from collections.abc import Iterator
 
@@ -165,3 +166,15 @@ def test_memory_does_not_grow_with_the_size_of_the_config() -> None:
         tracemalloc.stop()
     assert produced > total // 2
     assert peak < 2 * 1024 * 1024, f"peak {peak} bytes while rendering {produced} bytes"
+
+
+@pytest.mark.parametrize(
+    "size", [1, CHUNK_BYTES - 1, CHUNK_BYTES, CHUNK_BYTES + 1, 3 * CHUNK_BYTES, 1_000_003]
+)
+@pytest.mark.parametrize("kind", ["zeros", "random"])
+def test_gunzip_round_trips_around_the_output_chunk_size(size: int, kind: str) -> None:
+    data = b"\0" * size if kind == "zeros" else random.Random(size).randbytes(size)
+    for chunk in (1000, len(data)):
+        compressed = gzip.compress(data)
+        pieces = [compressed[i : i + chunk] for i in range(0, len(compressed), chunk)]
+        assert b"".join(maybe_gunzip(pieces, source="x")) == data

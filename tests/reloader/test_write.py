@@ -114,3 +114,41 @@ def test_read_chunks_follows_symlinks_and_file_sha256_handles_missing(tmp_path: 
     assert max(len(c) for c in chunks) == 65536
     assert file_sha256(tmp_path / "missing") is None
     assert file_sha256(link) == file_sha256(target)
+
+
+def test_unchanged_bytes_cost_no_write_at_all(tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    out.write_bytes(b"a" * 300_000)
+    writes: list[int] = []
+
+    def counting(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        return os.write(fd, data)
+
+    result = write_atomic(out, [b"a" * 100_000] * 3, write_chunk=counting)
+    assert not result.changed
+    assert writes == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"abcdefghij" * 1000, b"Xbcdefghij" + b"abcdefghij" * 999),  # differs at the first byte
+        (b"abcdefghij" * 1000, b"abcdefghij" * 500 + b"X" + b"bcdefghij" + b"abcdefghij" * 499),  # middle
+        (b"abcdefghij" * 1000, b"abcdefghij" * 999 + b"abcdefghiX"),  # last byte
+        (b"abcdefghij" * 1000, b"abcdefghij" * 1000 + b"more"),  # new is longer
+        (b"abcdefghij" * 1000, b"abcdefghij" * 700),  # new is a prefix of the old
+        (b"short", b"short but longer now"),
+    ],
+)
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 100_000])
+def test_the_equal_prefix_is_copied_and_the_rest_streamed(
+    tmp_path: Path, old: bytes, new: bytes, chunk: int
+) -> None:
+    out = tmp_path / "out.yaml"
+    out.write_bytes(old)
+    result = write_atomic(out, [new[i : i + chunk] for i in range(0, len(new), chunk)])
+    assert result.changed and result.size == len(new)
+    assert out.read_bytes() == new
+    assert result.sha256 == file_sha256(out)
+    assert leftovers(tmp_path) == []
