@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from bench.harness import reload_endpoint, reloader_process, replace_file
 
 @dataclass(frozen=True)
 class LatencyResult:
+    """Change-to-reload latencies of one run, in seconds."""
+
     delay_s: float
     samples_s: list[float]
     extra_reloads: int
@@ -20,7 +23,7 @@ class LatencyResult:
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile, so p99 of 100 samples is the 99th smallest."""
         ordered = sorted(self.samples_s)
-        rank = max(1, round(p / 100 * len(ordered) + 0.4999))
+        rank = max(1, math.ceil(p / 100 * len(ordered)))
         return ordered[min(rank, len(ordered)) - 1]
 
 
