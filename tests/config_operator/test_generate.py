@@ -17,9 +17,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import config_operator.generate as generate_module
 import pytest
 import yaml
+
+import config_operator.generate as generate_module
 from config_operator.generate import (
     SECRET_KEY,
     Generated,
@@ -36,7 +37,6 @@ from config_operator.generate import (
     secret_name,
 )
 from config_operator.render import render_files
-
 from reloader.render import Expansion, render
 from tests.support.filesd import (
     Cluster,

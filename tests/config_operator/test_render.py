@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from config_operator.render import RenderError, render_files
 
 PC = """\

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from config_operator.selectors import matches, validate
 
 LABELS = {"app": "web", "env": "prod", "team": ""}

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from config_operator.render import render_files
 
+from config_operator.render import render_files
 from tests.support.filesd import (
     Cluster,
     Container,
