@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support import procs
-from tests.support.procs import free_port, require_binary, wait_for
+from tests.support.procs import wait_for
 from tests.support.reloader_proc import reloader_factory, replace_file
 
 __all__ = ["reloader_factory"]
@@ -44,19 +44,7 @@ def prometheus_as(tmp_path: Path, unique_name: str) -> Iterator[Any]:
     started: list[procs.Target] = []
 
     def start(config_path: Path) -> procs.Target:
-        exe = tmp_path / unique_name
-        exe.symlink_to(require_binary(procs.PROMETHEUS))
-        port = free_port()
-        argv = [
-            str(exe),
-            f"--config.file={config_path}",
-            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ]
-        # procs.start_prometheus always execs the binary by its own name; the ready-wait is the same.
-        target = procs._start(
-            "prometheus", argv, f"http://127.0.0.1:{port}", config_path, tmp_path / "prom.log", "/-/ready"
-        )
+        target = procs.start_prometheus(tmp_path, config_path, exec_name=unique_name)
         started.append(target)
         return target
 

@@ -144,9 +144,19 @@ def stop(target: Target) -> None:
             target.proc.wait()
 
 
-def start_prometheus(workdir: Path, config_path: Path, *extra_args: str) -> Target:
-    """Start Prometheus on a free loopback port with the lifecycle API; ``config_path`` must exist."""
+def start_prometheus(
+    workdir: Path, config_path: Path, *extra_args: str, exec_name: str | None = None
+) -> Target:
+    """Start Prometheus on a free loopback port with the lifecycle API; ``config_path`` must exist.
+
+    ``exec_name`` runs it through a symlink of that name in ``workdir``, so the process's name is unique
+    on a machine where other tests run Prometheus too (the signal method finds its target by name).
+    """
     binary = require_binary(PROMETHEUS)
+    if exec_name is not None:
+        link = workdir / exec_name
+        link.symlink_to(binary)
+        binary = str(link)
     port = free_port()
     storage = workdir / f"prom-data-{port}"
     argv = [
