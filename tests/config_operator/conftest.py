@@ -1,14 +1,11 @@
-"""The operator's runtime against the fake API server: fixtures, object builders, a poll helper.
+"""The operator's runtime against the fake API server: fixtures and object builders.
 
 Everything is real except the API server: kubernetes_asyncio talks HTTP to tests.fakekube in-process.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
-import gzip
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -16,11 +13,12 @@ from typing import Any
 import pytest
 
 from config_operator.app import Operator, Settings
-from config_operator.client import Kube
 from config_operator.informer import InformerSettings
-from config_operator.metrics import OperatorMetrics
 from config_operator.queue import Backoff
 from tests.fakekube import FakeKube
+from tests.support.operator_run import running_operator
+from tests.support.polling import eventually
+from tests.support.rbac import denied_anywhere
 
 PCS = "prometheusconfigs.reloader.dev"
 SMS = "servicemonitors.monitoring.coreos.com"
@@ -34,22 +32,6 @@ FAST = Settings(
     informer=InformerSettings(watch_timeout_s=60, inactivity_timeout_s=60.0, backoff=Backoff(0.05, 0.5)),
     backoff=Backoff(0.05, 0.5),
 )
-
-
-async def eventually(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it gives something truthy; fail naming ``what`` after ``timeout_s``.
-
-    The machine is shared, so timeouts are generous; nothing here measures time.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    last: Any = None
-    while loop.time() < deadline:
-        last = predicate()
-        if last:
-            return last
-        await asyncio.sleep(0.02)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last value: {last!r}")
 
 
 def namespace(name: str, **labels: str) -> dict[str, Any]:
@@ -79,17 +61,6 @@ def service_monitor(name: str, ns: str = "default", port: str = "web", **labels:
     }
 
 
-def secret_config(kube: FakeKube, ns: str, name: str) -> bytes | None:
-    """The uncompressed prometheus.yaml in the operator's Secret, or None when there is none yet."""
-    secret = kube.find("secrets", ns, name)
-    if secret is None:
-        return None
-    try:
-        return gzip.decompress(base64.b64decode(secret["data"]["prometheus.yaml.gz"]))
-    except gzip.BadGzipFile:
-        return None  # not (or no longer) the operator's
-
-
 def events(kube: FakeKube, ns: str = "default", *, type_: str | None = None) -> list[dict[str, Any]]:
     """The Events in ``ns`` (of one type when given)."""
     return [e for e in kube.list("events", ns) if type_ is None or e.get("type") == type_]
@@ -103,10 +74,16 @@ def condition(kube: FakeKube, ns: str, name: str) -> dict[str, Any] | None:
 
 @pytest.fixture
 async def kube() -> AsyncIterator[FakeKube]:
-    """A fresh fake API server with the default namespace, bookmarks every 0.2 s."""
+    """A fresh fake API server with the default namespace, bookmarks every 0.2 s.
+
+    Only the operator talks to it over HTTP, so afterwards every call it saw must be one that the
+    example RBAC allows: the operator's whole test suite, not only test_rbac.py's run, backs rbac.yaml.
+    """
     async with FakeKube.running(bookmark_interval_s=0.2) as server:
         server.create(namespace("default"))
         yield server
+    denied = denied_anywhere(server.calls)
+    assert not denied, f"calls examples/kubernetes/operator/rbac.yaml does not allow: {sorted(denied)}"
 
 
 OperatorFactory = Callable[..., contextlib.AbstractAsyncContextManager[Operator]]
@@ -116,17 +93,8 @@ OperatorFactory = Callable[..., contextlib.AbstractAsyncContextManager[Operator]
 def operator_factory(kube: FakeKube) -> OperatorFactory:
     """``async with operator_factory(**settings) as op``: an Operator running against ``kube``."""
 
-    @contextlib.asynccontextmanager
-    async def start(**overrides: Any) -> AsyncIterator[Operator]:
-        settings = replace(FAST, **overrides)
-        async with Kube.connect(host=kube.url, user_agent=f"test/{settings.identity}") as client:
-            operator = Operator(client, settings, OperatorMetrics.create(process_metrics=False))
-            async with asyncio.TaskGroup() as tg:
-                task = tg.create_task(operator.run())
-                try:
-                    yield operator
-                finally:
-                    task.cancel()
+    def start(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Operator]:
+        return running_operator(kube, replace(FAST, **overrides))
 
     return start
 

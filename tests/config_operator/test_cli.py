@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,15 +17,11 @@ from click.testing import CliRunner
 
 from config_operator import generate as g
 from config_operator.cli import cli
-from tests.config_operator.conftest import (
-    PCS,
-    eventually,
-    prometheus_config,
-    secret_config,
-    service_monitor,
-)
+from tests.config_operator.conftest import PCS, prometheus_config, service_monitor
 from tests.fakekube import FakeKube
 from tests.fakekube import kubeconfig as fake_kubeconfig
+from tests.support.operator_run import secret_config
+from tests.support.polling import eventually
 from tests.support.procs import free_port
 
 OPERATOR = str(Path(sys.executable).with_name("config-operator"))
@@ -84,9 +82,11 @@ def test_run_rejects_impossible_leader_election_timing() -> None:
     assert "renew-deadline" in result.stderr
 
 
-async def run_operator(*args: str) -> asyncio.subprocess.Process:
+@contextlib.asynccontextmanager
+async def run_operator(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``config-operator run *args`` as a real process; killed at the end if it is still running."""
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
-    return await asyncio.create_subprocess_exec(
+    proc = await asyncio.create_subprocess_exec(
         OPERATOR,
         "run",
         *args,
@@ -94,11 +94,17 @@ async def run_operator(*args: str) -> asyncio.subprocess.Process:
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.communicate()
 
 
 async def test_run_without_a_usable_kubeconfig_says_so_in_one_line(tmp_path: Path) -> None:
-    proc = await run_operator(f"--kubeconfig={tmp_path / 'nope.yaml'}", "--listen-address=")
-    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    async with run_operator(f"--kubeconfig={tmp_path / 'nope.yaml'}", "--listen-address=") as proc:
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 1
     [line] = stderr.decode().splitlines()
     assert "nope.yaml" in line
@@ -109,13 +115,12 @@ async def test_run_serves_endpoints_reconciles_and_stops_on_sigterm(kube: FakeKu
     kube.create(service_monitor("api"))
     kube.create(prometheus_config("main"))
     port = free_port()
-    proc = await run_operator(
+    async with run_operator(
         f"--kubeconfig={kubeconfig}",
         f"--listen-address=127.0.0.1:{port}",
         "--namespace=default",
         "--log-format=json",
-    )
-    try:
+    ) as proc:
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
 
@@ -153,10 +158,6 @@ async def test_run_serves_endpoints_reconciles_and_stops_on_sigterm(kube: FakeKu
         assert scoped == {"default"}
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert proc.returncode == 0, stderr.decode()[-2000:]
     lines = stderr.decode().splitlines()
     assert all(line.startswith("{") for line in lines), lines[:5]
@@ -168,15 +169,15 @@ async def test_run_stops_on_sigint_while_the_api_is_unreachable(tmp_path: Path) 
     # Nobody listens on that port: the informers keep backing off, and a signal still stops them cleanly.
     kubeconfig = tmp_path / "kubeconfig.yaml"
     kubeconfig.write_text(fake_kubeconfig(f"http://127.0.0.1:{free_port()}"))
-    proc = await run_operator(f"--kubeconfig={kubeconfig}", "--listen-address=")
-    assert proc.stderr is not None
-    seen: list[str] = []
-    while not any("list/watch failed" in line for line in seen):
-        line = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
-        assert line, f"exited early: {seen}"
-        seen.append(line)
-    proc.send_signal(signal.SIGINT)
-    _, rest = await asyncio.wait_for(proc.communicate(), timeout=60)
+    async with run_operator(f"--kubeconfig={kubeconfig}", "--listen-address=") as proc:
+        assert proc.stderr is not None
+        seen: list[str] = []
+        while not any("list/watch failed" in line for line in seen):
+            line = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+            assert line, f"exited early: {seen}"
+            seen.append(line)
+        proc.send_signal(signal.SIGINT)
+        _, rest = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, rest.decode()[-2000:]
     assert "Traceback" not in "".join(seen) + rest.decode()
 
@@ -187,9 +188,9 @@ async def test_run_with_a_taken_listen_address_says_so_in_one_line(kube: FakeKub
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = await run_operator(f"--kubeconfig={kubeconfig}", f"--listen-address=127.0.0.1:{port}")
-        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        async with run_operator(f"--kubeconfig={kubeconfig}", f"--listen-address=127.0.0.1:{port}") as proc:
+            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 1
-    [line] = stderr.decode().splitlines()[-1:]
+    [line] = stderr.decode().splitlines()
     assert "address already in use" in line
     assert "Traceback" not in stderr.decode()

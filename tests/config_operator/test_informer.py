@@ -12,8 +12,9 @@ import pytest
 from config_operator.client import SERVICE_MONITORS, Kube
 from config_operator.informer import Change, Informer, InformerSettings, Store
 from config_operator.queue import Backoff
-from tests.config_operator.conftest import SMS, eventually, service_monitor
+from tests.config_operator.conftest import SMS, service_monitor
 from tests.fakekube import FakeKube
+from tests.support.polling import eventually
 
 
 class Recorder:

@@ -6,16 +6,10 @@ import contextlib
 
 from config_operator.app import Operator
 from config_operator.leader import LeaderSettings
-from tests.config_operator.conftest import (
-    OperatorFactory,
-    events,
-    eventually,
-    metric,
-    prometheus_config,
-    secret_config,
-    service_monitor,
-)
+from tests.config_operator.conftest import OperatorFactory, events, metric, prometheus_config, service_monitor
 from tests.fakekube import FakeKube
+from tests.support.operator_run import secret_config
+from tests.support.polling import eventually
 
 LEASES = "leases.coordination.k8s.io"
 

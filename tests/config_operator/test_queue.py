@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from config_operator.queue import Backoff, WorkQueue, resync, work
-from tests.config_operator.conftest import eventually
+from tests.support.polling import eventually
 
 
 class Clock:

@@ -7,6 +7,7 @@ from typing import Any
 from config_operator import generate as g
 from config_operator.app import Operator
 from config_operator.reconcile import desired_secret, desired_status
+from config_operator.resources import ObjectKey
 from tests.config_operator.conftest import (
     PCS,
     PMS,
@@ -14,14 +15,14 @@ from tests.config_operator.conftest import (
     OperatorFactory,
     condition,
     events,
-    eventually,
     metric,
     namespace,
     prometheus_config,
-    secret_config,
     service_monitor,
 )
 from tests.fakekube import FakeKube
+from tests.support.operator_run import secret_config
+from tests.support.polling import eventually
 
 
 def expected(kube: FakeKube, ns: str, name: str) -> bytes:
@@ -46,6 +47,19 @@ async def converged(kube: FakeKube, ns: str, name: str, secret: str | None = Non
         what=f"Secret {ns}/{secret} to match generate()",
     )
     return config
+
+
+async def status_for(kube: FakeKube, ns: str, name: str, config: bytes) -> dict[str, Any]:
+    """Wait until the PrometheusConfig's status reports ``config`` (by its hash); return the status."""
+    status: dict[str, Any] = await eventually(
+        lambda: (
+            (s := kube.get(PCS, ns, name).get("status"))
+            and s.get("configHash") == g.config_hash(config)
+            and s
+        ),
+        what=f"the status of {ns}/{name} to report the config's hash",
+    )
+    return status
 
 
 async def test_create_update_delete_converge_to_the_generated_bytes(
@@ -159,6 +173,22 @@ async def test_server_errors_back_off_then_succeed(kube: FakeKube, operator: Ope
     await eventually(lambda: operator.queue.failures(key) == 0, what="the failure count reset")
 
 
+async def test_a_failing_key_waits_out_a_growing_backoff(kube: FakeKube, operator: Operator) -> None:
+    kube.fail_next(10_000, verb="create", resource="secrets")
+    kube.create(prometheus_config("main"))
+    key = ObjectKey("default", "main")
+    # Each 500 adds to the key's failures and parks it among the delayed keys, not back in the queue.
+    await eventually(
+        lambda: (
+            operator.queue.failures(key) >= 3 and operator.queue.delayed == 1 and operator.queue.depth == 0
+        ),
+        what="the key to sit out its backoff after a few failures",
+    )
+    kube.clear_faults()
+    await converged(kube, "default", "main")
+    await eventually(lambda: operator.queue.failures(key) == 0, what="the success to reset the backoff")
+
+
 async def test_a_conflict_is_retried_after_a_fresh_read(kube: FakeKube, operator: Operator) -> None:
     kube.create(service_monitor("api"))
     kube.create(prometheus_config("main"))
@@ -182,17 +212,9 @@ async def test_status_reports_counts_and_keeps_transition_time_while_unchanged(
     kube.create(service_monitor("api"))
     kube.create(prometheus_config("main"))
     config = await converged(kube, "default", "main")
-    status = await eventually(
-        lambda: (
-            (s := kube.get(PCS, "default", "main").get("status"))
-            and s.get("configHash") == g.config_hash(config)
-            and s
-        ),
-        what="status with the hash of the config",
-    )
+    status = await status_for(kube, "default", "main", config)
     pc = kube.get(PCS, "default", "main")
     assert status["observedGeneration"] == pc["metadata"]["generation"]
-    assert status["configHash"] == g.config_hash(config)
     assert (status["serviceMonitors"], status["podMonitors"]) == (1, 0)
     [cond] = status["conditions"]
     assert (cond["type"], cond["status"], cond["reason"]) == ("Reconciled", "True", "Reconciled")
@@ -211,12 +233,7 @@ async def test_status_reports_counts_and_keeps_transition_time_while_unchanged(
 
     kube.create(service_monitor("db"))
     config = await converged(kube, "default", "main")
-    status = await eventually(
-        lambda: (
-            (s := kube.get(PCS, "default", "main")["status"])["configHash"] == g.config_hash(config) and s
-        ),
-        what="status hash to follow the new config",
-    )
+    status = await status_for(kube, "default", "main", config)
     assert status["serviceMonitors"] == 2
     assert status["conditions"][0]["lastTransitionTime"] == first_transition
 
@@ -306,14 +323,26 @@ async def test_a_malformed_prometheus_config_keeps_its_last_good_secret(
 
 
 async def test_a_paused_prometheus_config_is_left_alone(kube: FakeKube, operator: Operator) -> None:
+    # One watch delivers events in order: once "active" is worked on, "paused" has been queued too.
     kube.create(prometheus_config("paused", paused=True))
     kube.create(prometheus_config("active"))
     await converged(kube, "default", "active")
-    await eventually(lambda: operator.queue.depth == 0, what="queue drained")
+
+    def idle() -> bool:
+        """Nothing queued or delayed, and every reconcile started has finished."""
+        finished = metric(operator, "config_operator_reconcile_duration_seconds_count")
+        started = metric(operator, "config_operator_reconciles_total")
+        return operator.queue.depth == 0 and operator.queue.delayed == 0 and finished == started
+
+    await eventually(idle, what="the operator to be idle")
     assert kube.find("secrets", "default", "prometheus-paused") is None
-    assert (
-        "status" not in kube.get(PCS, "default", "paused") or not kube.get(PCS, "default", "paused")["status"]
-    )
+    assert not kube.get(PCS, "default", "paused").get("status")
+
+    # Unpaused, it is reconciled like any other.
+    pc = kube.get(PCS, "default", "paused")
+    pc["spec"]["paused"] = False
+    kube.update(pc)
+    await converged(kube, "default", "paused")
 
 
 async def test_pod_monitors_are_selected_by_their_own_selector(kube: FakeKube, operator: Operator) -> None:
@@ -336,14 +365,7 @@ async def test_pod_monitors_are_selected_by_their_own_selector(kube: FakeKube, o
     kube.update(changed)
     config = await converged(kube, "default", "main")
     assert b"podMonitor/" not in config
-    status = await eventually(
-        lambda: (
-            (s := kube.get(PCS, "default", "main").get("status"))
-            and s.get("configHash") == g.config_hash(config)
-            and s
-        ),
-        what="status for the config without the PodMonitor",
-    )
+    status = await status_for(kube, "default", "main", config)
     assert status["podMonitors"] == 0
 
 

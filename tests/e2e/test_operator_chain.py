@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import gzip
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from config_operator.app import Operator, Settings
-from config_operator.client import Kube
-from config_operator.metrics import OperatorMetrics
+from config_operator.app import Settings
+from config_operator.generate import SECRET_KEY
 from tests.fakekube import FakeKube
 from tests.support.filesd import target_file, to_file_sd
+from tests.support.operator_run import running_operator, secret_config
 from tests.support.procs import Target, require_binary
+from tests.support.rbac import denied_anywhere
 from tests.support.reloader_proc import K8sVolume, Reloader, start_reloader
 
 pytestmark = pytest.mark.e2e
@@ -93,43 +93,25 @@ class Kubelet:
         self.projected_rv = ""
 
     def secret_yaml(self) -> str | None:
-        secret = self.kube.find("secrets", "default", SECRET)
-        if secret is None:
-            return None
-        return gzip.decompress(base64.b64decode(secret["data"]["prometheus.yaml.gz"])).decode()
+        """The operator's config in the Secret now, or None before it writes one."""
+        config = secret_config(self.kube, "default", SECRET)
+        return None if config is None else config.decode()
 
     def sync(self) -> str:
         """Project the Secret as it is now; return the config text as projected (file_sd, not yet rendered)."""
         secret = self.kube.get("secrets", "default", SECRET)
-        operator_yaml = gzip.decompress(base64.b64decode(secret["data"]["prometheus.yaml.gz"])).decode()
+        operator_yaml = gzip.decompress(base64.b64decode(secret["data"][SECRET_KEY])).decode()
         projected = to_file_sd(operator_yaml, self.targets)
         for job in yaml.safe_load(projected).get("scrape_configs") or []:
             # No targets: the test is about the config in force, not about scraping.
             target_file(self.targets, job["job_name"]).write_text("[]")
-        self.volume.update({"prometheus.yaml.gz": gzip.compress(projected.encode(), mtime=0)})
+        self.volume.update({SECRET_KEY: gzip.compress(projected.encode(), mtime=0)})
         self.projected_rv = secret["metadata"]["resourceVersion"]
         return projected
 
 
 def jobs(config_yaml: str) -> list[str]:
     return [job["job_name"] for job in yaml.safe_load(config_yaml).get("scrape_configs") or []]
-
-
-@contextlib.asynccontextmanager
-async def running_operator(kube: FakeKube) -> AsyncIterator[Operator]:
-    """The operator, in-process, against ``kube``; stopped when the block exits."""
-    async with Kube.connect(host=kube.url) as client:
-        operator = Operator(
-            client,
-            Settings(identity="chain-operator", resync_interval_s=0),
-            OperatorMetrics.create(process_metrics=False),
-        )
-        async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(operator.run())
-            try:
-                yield operator
-            finally:
-                task.cancel()
 
 
 async def test_operator_secret_flows_through_the_reloader_into_prometheus(
@@ -142,7 +124,7 @@ async def test_operator_secret_flows_through_the_reloader_into_prometheus(
         kube.create(service_monitor("api", "web"))
         kube.create(prometheus_config())
         try:
-            async with running_operator(kube):
+            async with running_operator(kube, Settings(identity="chain-operator", resync_interval_s=0)):
                 kubelet = Kubelet(kube, tmp_path)
                 await poll(kubelet.secret_yaml, 60, "the operator's Secret")
                 projected = kubelet.sync()
@@ -195,3 +177,4 @@ async def test_operator_secret_flows_through_the_reloader_into_prometheus(
             if reloader is not None:
                 code = await asyncio.to_thread(reloader.stop)
                 assert code == 0, reloader.log()[-2000:]
+    assert denied_anywhere(kube.calls) == set()  # the example RBAC would have let it do all that

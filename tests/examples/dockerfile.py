@@ -86,24 +86,24 @@ def stages(text: str) -> list[Stage]:
     return result
 
 
-def labels(stage: Stage) -> dict[str, str]:
-    """LABEL key=value pairs of a stage (shell-style quoting)."""
+def _pairs(stage: Stage, keyword: str) -> dict[str, str]:
+    """The key=value pairs of a stage's ``keyword`` instructions (shell-style quoting; later wins)."""
     out: dict[str, str] = {}
-    for args in stage.all("LABEL"):
+    for args in stage.all(keyword):
         for word in shlex.split(args):
             key, _, value = word.partition("=")
             out[key] = value
     return out
+
+
+def labels(stage: Stage) -> dict[str, str]:
+    """LABEL key=value pairs of a stage."""
+    return _pairs(stage, "LABEL")
 
 
 def env(stage: Stage) -> dict[str, str]:
     """ENV key=value pairs of a stage."""
-    out: dict[str, str] = {}
-    for args in stage.all("ENV"):
-        for word in shlex.split(args):
-            key, _, value = word.partition("=")
-            out[key] = value
-    return out
+    return _pairs(stage, "ENV")
 
 
 def copy_sources(stage: Stage) -> list[str]:

@@ -13,101 +13,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import gzip
 import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.examples import manifests as m
 from tests.fakekube import FakeKube
 from tests.support import procs
+from tests.support.operator_run import secret_config
+from tests.support.polling import eventually
+from tests.support.rbac import OPERATOR, Call, Rule, compare, operator_manifests, operator_rules
 
-OPERATOR = m.EXAMPLES / "kubernetes" / "operator"
 BIN = Path(sys.executable).parent / "config-operator"
 WAIT_S = 60.0  # generous: a shared 2-core machine
 
 PCS = "prometheusconfigs.reloader.dev"
 SMS = "servicemonitors.monitoring.coreos.com"
 LEASES = "leases.coordination.k8s.io"
-
-Call = tuple[str, str, str, str, str]  # verb, apiGroup, resource, subresource, namespace
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One RBAC rule; namespace None for a ClusterRole (bound cluster-wide), else the Role's namespace."""
-
-    namespace: str | None
-    api_groups: frozenset[str]
-    resources: frozenset[str]
-    verbs: frozenset[str]
-
-    def allows(self, call: Call) -> bool:
-        verb, group, resource, subresource, namespace = call
-        full = f"{resource}/{subresource}" if subresource else resource
-        in_scope = self.namespace is None or self.namespace == namespace
-        return in_scope and group in self.api_groups and full in self.resources and verb in self.verbs
-
-    def grants(self) -> Iterable[tuple[str, str, str]]:
-        """Every (verb, apiGroup, resource[/subresource]) this rule grants."""
-        for group in self.api_groups:
-            for resource in self.resources:
-                for verb in self.verbs:
-                    yield verb, group, resource
-
-
-def rules_of(documents: list[dict[str, Any]], service_account: tuple[str, str]) -> list[Rule]:
-    """The rules bound to ``service_account`` (namespace, name) by the ClusterRoleBindings and RoleBindings."""
-    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in documents}
-    rules: list[Rule] = []
-    for binding in (d for d in documents if d["kind"] in ("ClusterRoleBinding", "RoleBinding")):
-        subjects = {(s["kind"], s.get("namespace"), s["name"]) for s in binding["subjects"]}
-        if ("ServiceAccount", *service_account) not in subjects:
-            continue
-        ref = binding["roleRef"]
-        scope = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
-        role_ns = scope if ref["kind"] == "Role" else None
-        role = roles[(ref["kind"], role_ns, ref["name"])]
-        for rule in role["rules"]:
-            rules.append(
-                Rule(
-                    scope,
-                    frozenset(rule["apiGroups"]),
-                    frozenset(rule["resources"]),
-                    frozenset(rule["verbs"]),
-                )
-            )
-    return rules
-
-
-def compare(rules: list[Rule], calls: set[Call]) -> tuple[set[Call], set[tuple[str, str, str]]]:
-    """(calls no rule allows, grants no call used)."""
-    denied = {c for c in calls if not any(r.allows(c) for r in rules)}
-    unused: set[tuple[str, str, str]] = set()
-    for rule in rules:
-        for verb, group, resource in rule.grants():
-            name, _, sub = resource.partition("/")
-            used = any(
-                c[0] == verb and c[1] == group and c[2] == name and c[3] == sub and rule.allows(c)
-                for c in calls
-            )
-            if not used:
-                unused.add((verb, group, resource))
-    return denied, unused
-
-
-def _rbac() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    documents = [d.body for d in m.manifests() if d.path.parent == OPERATOR]
-    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
-    return documents, deployment
 
 
 def test_compare_catches_a_missing_and_an_extra_grant() -> None:
@@ -130,9 +57,7 @@ def test_compare_catches_a_missing_and_an_extra_grant() -> None:
 
 
 def test_rbac_has_no_wildcards() -> None:
-    documents, deployment = _rbac()
-    sa = (deployment["metadata"]["namespace"], deployment["spec"]["template"]["spec"]["serviceAccountName"])
-    rules = rules_of(documents, sa)
+    rules = operator_rules()
     assert rules, "no role is bound to the Deployment's ServiceAccount"
     for rule in rules:
         assert "*" not in rule.api_groups | rule.resources | rule.verbs, rule
@@ -175,28 +100,13 @@ def _kubelet_args(container: dict[str, Any], env: dict[str, str]) -> list[str]:
     return [re.sub(r"\$\(([A-Za-z0-9_]+)\)", lambda mt: env.get(mt[1], mt[0]), a) for a in container["args"]]
 
 
-async def _eventually(predicate: Callable[[], Any], what: str, detail: Callable[[], str] = str) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    last: Any = None
-    while loop.time() < deadline:
-        last = predicate()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    pytest.fail(f"timed out after {WAIT_S}s waiting for {what}; last value: {last!r}\n{detail()}")
-
-
 def _config(kube: FakeKube) -> str:
-    secret = kube.find("secrets", "monitoring", "prometheus-main")
-    if secret is None:
-        return ""
-    return gzip.decompress(base64.b64decode(secret["data"]["prometheus.yaml.gz"])).decode()
+    return (secret_config(kube, "monitoring", "prometheus-main") or b"").decode()
 
 
 @pytest.mark.timeout(240)
 async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) -> None:
-    documents, deployment = _rbac()
+    _, deployment = operator_manifests()
     namespace = deployment["metadata"]["namespace"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -231,37 +141,50 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
                 text = _config(kube)
                 return "serviceMonitor/shop/checkout/0" in text and "job_name: extra" in text
 
-            await _eventually(converged, "the operator to write monitoring/prometheus-main", logs)
+            await eventually(
+                converged, WAIT_S, "the operator to write monitoring/prometheus-main", detail=logs
+            )
             assert "too-slow" not in _config(kube)
 
             def rejected_event() -> bool:
                 events = kube.list("events", "monitoring") + kube.list("events", "shop")
                 return any("too-slow" in (e.get("message") or "") for e in events)
 
-            await _eventually(rejected_event, "a Warning Event naming the rejected monitor")
+            await eventually(
+                rejected_event, WAIT_S, "a Warning Event naming the rejected monitor", detail=logs
+            )
 
             def reconciled() -> bool:
                 status = kube.get(PCS, "monitoring", "main").get("status") or {}
                 return any(c.get("type") == "Reconciled" for c in status.get("conditions", []))
 
-            await _eventually(reconciled, "the Reconciled condition")
+            await eventually(reconciled, WAIT_S, "the Reconciled condition", detail=logs)
 
             # An update: the Secret is rewritten (update), a namespace relabelled.
             sm = kube.get(SMS, "shop", "checkout")
             sm["spec"]["endpoints"][0]["path"] = "/internal/metrics"
             kube.update(sm)
-            await _eventually(lambda: "/internal/metrics" in _config(kube), "the Secret to follow the change")
+            await eventually(
+                lambda: "/internal/metrics" in _config(kube),
+                WAIT_S,
+                "the Secret to follow the change",
+                detail=logs,
+            )
             shop = kube.get("namespaces", "", "shop")
             shop["metadata"]["labels"]["monitoring"] = "disabled"
             kube.update(shop)
-            await _eventually(
+            await eventually(
                 lambda: "serviceMonitor/shop/" not in _config(kube),
+                WAIT_S,
                 "the monitors of a deselected namespace to go",
+                detail=logs,
             )
             # Both replicas ran for a while: the leader renewed the Lease, the other one read it.
-            await _eventually(
+            await eventually(
                 lambda: ("update", "coordination.k8s.io", "leases", "", namespace) in set(kube.calls),
+                WAIT_S,
                 "the leader to renew its Lease",
+                detail=logs,
             )
             leases = kube.list(LEASES, namespace)
             assert [lease["metadata"]["name"] for lease in leases] == ["config-operator"]
@@ -269,11 +192,16 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
             for proc, _ in running:
                 if proc.returncode is None:
                     proc.send_signal(signal.SIGTERM)
-            codes = [await asyncio.wait_for(proc.wait(), WAIT_S) for proc, _ in running]
+            codes: list[int] = []
+            for proc, _ in running:
+                try:
+                    codes.append(await asyncio.wait_for(proc.wait(), WAIT_S))
+                except TimeoutError:  # never leave an operator running; the code then fails the test
+                    proc.kill()
+                    codes.append(await proc.wait())
         assert codes == [0] * replicas, logs()
         calls: set[Call] = {tuple(c) for c in kube.calls}  # type: ignore[misc]
 
-    service_account = (namespace, pod["serviceAccountName"])
-    denied, unused = compare(rules_of(documents, service_account), calls)
+    denied, unused = compare(operator_rules(), calls)
     assert denied == set(), f"calls the RBAC in rbac.yaml would deny: {sorted(denied)}"
     assert unused == set(), f"grants in rbac.yaml the operator never used: {sorted(unused)}"

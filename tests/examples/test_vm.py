@@ -6,8 +6,8 @@ tmp_path, the binary from this venv, the environment file loaded) against Debian
 - config-reloader-signal.service's ExecStart (signal method) does the same with SIGHUP.
 
 The signal method signals every process with that executable name. Other tests on this machine run
-their own Prometheus, so the signal test runs a copy of the binary under a name of its own and rewrites
---process-executable-name to it; everything else stays as in the unit.
+their own Prometheus, so the signal test runs the binary through a symlink with a name of its own, and
+rewrites --process-executable-name to it; everything else stays as in the unit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ import yaml
 
 from tests.examples import systemd
 from tests.support import procs
+from tests.support.reloader_proc import Reloader
 
 ROOT = Path(__file__).resolve().parents[2]
 VM = ROOT / "examples" / "vm"
@@ -84,7 +84,7 @@ def host(tmp_path: Path) -> Host:
     return h
 
 
-def _units_agree_on_the_files() -> None:
+def test_units_render_the_template_prometheus_reads() -> None:
     """Both reloader units and ExecStartPre render the same template to the file Prometheus reads."""
     text = (VM / "prometheus.service").read_text()
     (config_flag,) = [a for a in systemd.command(text, "ExecStart") if a.startswith("--config.file=")]
@@ -101,10 +101,6 @@ def _units_agree_on_the_files() -> None:
         assert env_files == ["/etc/config-reloader/prometheus.env"], unit
 
 
-def test_units_render_the_template_prometheus_reads() -> None:
-    _units_agree_on_the_files()
-
-
 def _render_once(host: Host) -> None:
     """prometheus.service's ExecStartPre: init mode, exit 0, a complete file."""
     argv = host.argv("prometheus.service", "ExecStartPre")
@@ -117,55 +113,33 @@ def _render_once(host: Host) -> None:
     assert "${1}" in host.rendered.read_text()  # Prometheus's own syntax is left alone
 
 
-@dataclass
-class Running:
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    metrics_url: str
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @pytest.fixture
-def start_reloader(tmp_path: Path) -> Iterator[Callable[[Host, list[str]], Running]]:
-    """Start an ExecStart command line; every process started is stopped at teardown."""
-    started: list[Running] = []
+def start_reloader(tmp_path: Path) -> Iterator[Callable[[Host, list[str]], Reloader]]:
+    """Start an ExecStart command line as it is; every process started is stopped at teardown."""
+    started: list[Reloader] = []
 
-    def start(host: Host, argv: list[str]) -> Running:
+    def start(host: Host, argv: list[str]) -> Reloader:
         log_path = tmp_path / f"config-reloader-{len(started)}.log"
         with log_path.open("wb") as logf:
             proc = subprocess.Popen(
                 argv, env=host.env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         (listen,) = [a.removeprefix("--listen-address=") for a in argv if a.startswith("--listen-address=")]
-        running = Running(proc, log_path, f"http://{listen}/metrics")
-        started.append(running)
-        return running
+        reloader = Reloader(proc=proc, url=f"http://{listen}", log_path=log_path)
+        started.append(reloader)
+        return reloader
 
     yield start
-    for running in started:
-        if running.proc.poll() is None:
-            running.proc.kill()
-            running.proc.wait()
+    for reloader in started:
+        reloader.stop()
 
 
-def _metric(url: str, name: str) -> float | None:
-    status, body = procs.http_get(url, timeout_s=2.0)
-    if status != 200:
-        return None
-    for line in body.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
-def _change_and_observe(host: Host, reloader: Running, target: procs.Target) -> None:
+def _change_and_observe(host: Host, reloader: Reloader, target: procs.Target) -> None:
     """Edit the template and add a rule file; Prometheus must end up running both."""
 
     def reloaded_once() -> bool:
-        assert reloader.proc.poll() is None, reloader.log()
-        return _metric(reloader.metrics_url, "reloader_last_reload_successful") == 1.0
+        assert reloader.alive(), reloader.log()
+        return reloader.metric("reloader_last_reload_successful") == 1.0
 
     procs.wait_for(reloaded_once, timeout_s=WAIT_S, what="config-reloader's first reload")
 
@@ -189,14 +163,13 @@ def _change_and_observe(host: Host, reloader: Running, target: procs.Target) -> 
 
     procs.wait_for(group_loaded, timeout_s=WAIT_S, what=f"Prometheus to load rule group {group}")
 
-    reloader.proc.send_signal(signal.SIGTERM)
-    assert reloader.proc.wait(timeout=WAIT_S) == 0, reloader.log()
+    assert reloader.stop(timeout_s=WAIT_S) == 0, reloader.log()
     # The env file holds a password: no line of the log may show it.
     assert host.env["NODE_EXPORTER_PASSWORD"] not in reloader.log()
 
 
 def test_http_unit_reloads_prometheus(
-    host: Host, prometheus_factory: Any, start_reloader: Callable[[Host, list[str]], Running]
+    host: Host, prometheus_factory: Any, start_reloader: Callable[[Host, list[str]], Reloader]
 ) -> None:
     _render_once(host)
     target = prometheus_factory(host.rendered)
@@ -213,12 +186,12 @@ def test_http_unit_reloads_prometheus(
 
 @pytest.fixture
 def own_prometheus(tmp_path: Path) -> Iterator[Callable[[Path], procs.Target]]:
-    """Prometheus run from a copy of Debian's binary under a unique name (see the module docstring)."""
+    """Prometheus run through a uniquely named symlink to Debian's binary (see the module docstring)."""
     started: list[procs.Target] = []
 
     def start(config_path: Path) -> procs.Target:
         binary = tmp_path / f"promvm{secrets.token_hex(4)}"  # <= 15 chars: also the process's comm
-        shutil.copy2(procs.require_binary(procs.PROMETHEUS), binary)
+        binary.symlink_to(procs.require_binary(procs.PROMETHEUS))  # comm is the name it is run by
         port = procs.free_port()
         log_path = tmp_path / f"{binary.name}.log"
         argv = [
@@ -237,7 +210,7 @@ def own_prometheus(tmp_path: Path) -> Iterator[Callable[[Path], procs.Target]]:
             assert proc.poll() is None, target.log()
             return procs.http_get(target.url + "/-/ready", timeout_s=1.0)[0] == 200
 
-        procs.wait_for(ready, timeout_s=WAIT_S, what="Prometheus (copy) to become ready")
+        procs.wait_for(ready, timeout_s=WAIT_S, what="Prometheus (own name) to become ready")
         return target
 
     yield start
@@ -248,7 +221,7 @@ def own_prometheus(tmp_path: Path) -> Iterator[Callable[[Path], procs.Target]]:
 def test_signal_unit_reloads_prometheus(
     host: Host,
     own_prometheus: Callable[[Path], procs.Target],
-    start_reloader: Callable[[Host, list[str]], Running],
+    start_reloader: Callable[[Host, list[str]], Reloader],
 ) -> None:
     _render_once(host)
     target = own_prometheus(host.rendered)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from tests.fakekube import ApiCall, FakeKube
+from tests.support.polling import eventually
 
 GROUP, VERSION, PLURAL = "reloader.dev", "v1alpha1", "prometheusconfigs"
 # kubernetes_asyncio's CustomObjectsApi sends a dict as a JSON patch unless told otherwise.
@@ -44,14 +45,6 @@ def prometheus_config(name: str, scrape_interval: str = "30s") -> dict[str, Any]
         "metadata": {"name": name},
         "spec": {"scrapeInterval": scrape_interval},
     }
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if predicate():
-                return
-            await asyncio.sleep(0.05)
 
 
 async def test_secrets_crud_and_errors(api: client.ApiClient) -> None:
@@ -334,7 +327,7 @@ async def test_leader_election_with_a_lease(kube: FakeKube, api: client.ApiClien
             await leading["a"].wait()
         reads = lease_reads()
         second = group.create_task(candidate("b").run())
-        await wait_until(lambda: lease_reads() >= reads + 3)  # b has looked at the lease, more than once
+        await eventually(lambda: lease_reads() >= reads + 3, what="b to read the Lease more than once")
         assert not leading["b"].is_set()
         assert (
             kube.get("leases.coordination.k8s.io", "ns1", "operator-leader")["spec"]["holderIdentity"] == "a"

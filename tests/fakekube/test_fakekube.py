@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakekube import ApiCall, FakeKube
 from tests.fakekube.conftest import BOOKMARK_INTERVAL_S
+from tests.support.polling import eventually
 
 Obj = dict[str, Any]
 SECRETS = "/api/v1/namespaces/ns1/secrets"
@@ -778,17 +779,19 @@ async def test_injected_conflict_and_expired_watch(kube: FakeKube, http: aiohttp
     ]
 
 
-async def test_latency_delays_matching_requests(kube: FakeKube, http: aiohttp.ClientSession) -> None:
-    delay_s = 0.3
-    kube.add_latency(delay_s, verb="get", count=1)
+async def test_latency_delays_matching_requests_only(kube: FakeKube, http: aiohttp.ClientSession) -> None:
     await ok(http, "POST", SECRETS, secret("s1"))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await ok(http, "GET", f"{SECRETS}/s1")
-    # A lower bound only: sleeping never ends early, whatever the load.
-    assert loop.time() - started >= delay_s
-    kube.clear_faults()
-    await ok(http, "GET", f"{SECRETS}/s1")
+    kube.clear_calls()
+    kube.add_latency(3.0, verb="get", count=1)
+    async with asyncio.TaskGroup() as tg:
+        delayed = tg.create_task(ok(http, "GET", f"{SECRETS}/s1"))
+        await eventually(lambda: kube.calls, what="the server to have the request (now in its delay)")
+        # A request the fault does not match is served meanwhile; the delayed one is still waiting.
+        listed = await ok(http, "GET", SECRETS)
+        assert not delayed.done()
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["s1"]
+    assert delayed.result()["metadata"]["name"] == "s1"
+    assert kube.calls == [("get", "", "secrets", "", "ns1"), ("list", "", "secrets", "", "ns1")]
 
 
 async def test_drop_watches_ends_streams_and_a_rewatch_misses_nothing(

@@ -56,7 +56,11 @@ async def test_standalone_server(tmp_path: Path) -> None:
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
+        try:
+            async with asyncio.timeout(30):
+                _, stderr = await proc.communicate()
+        except TimeoutError:  # never leave the server running; the exit code then fails the test
+            proc.kill()
             _, stderr = await proc.communicate()
     output = stderr.decode()
     code = proc.returncode
