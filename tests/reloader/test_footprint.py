@@ -1,0 +1,87 @@
+"""What keeps the idle sidecar inside its 40 MiB budget (bench/memory.py measures the figure itself).
+
+Each test pins one cause found by measuring: anyio's asyncio backend that watchfiles' ``awatch`` loads
+(about 1.3 MiB), and the C++ runtime that frozenlist's compiled extension maps (about 1 MiB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reloader.cli import FROZENLIST_PURE_PYTHON, skip_cpp_runtime
+from tests.reloader.conftest import Endpoint, start_endpoint
+from tests.reloader.procs import Spawn, spawn, wait_serving
+
+__all__ = ["spawn"]
+
+WATCH_ONCE = """
+import asyncio, sys
+from pathlib import Path
+from reloader.watch import watch_changes
+
+async def main() -> None:
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        watch_changes([Path(sys.argv[1])], lambda n: None, keep=lambda c, p: True, on_ready=ready.set)
+    )
+    await asyncio.wait_for(ready.wait(), 60)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    print("anyio backend loaded:", "anyio._backends._asyncio" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+def test_the_watcher_runs_without_anyio_s_event_loop_backend(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WATCH_ONCE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "anyio backend loaded: False", result.stdout + result.stderr
+
+
+def test_skip_cpp_runtime_keeps_a_value_the_user_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # setenv first, so that monkeypatch restores the original state after skip_cpp_runtime's own change.
+    monkeypatch.setenv(FROZENLIST_PURE_PYTHON, "placeholder")
+    monkeypatch.delenv(FROZENLIST_PURE_PYTHON)
+    skip_cpp_runtime()
+    assert os.environ[FROZENLIST_PURE_PYTHON] == "1"
+    monkeypatch.setenv(FROZENLIST_PURE_PYTHON, "")
+    skip_cpp_runtime()
+    assert os.environ[FROZENLIST_PURE_PYTHON] == ""
+
+
+async def test_the_sidecar_maps_no_cpp_runtime_and_its_config_never_sees_the_switch(
+    tmp_path: Path, spawn: Spawn, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(FROZENLIST_PURE_PYTHON, raising=False)  # the user did not set it
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    config, out = tmp_path / "in" / "prometheus.yaml", tmp_path / "out" / "out.yaml"
+    config.write_text(f"switch: $({FROZENLIST_PURE_PYTHON})\n")
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(out))
+    running = await spawn(
+        f"--config-file={config}", f"--config-envsubst-file={out}", f"--reload-url={endpoint.url}"
+    )
+    await wait_serving(running, "/readyz")
+    maps = await asyncio.to_thread(Path(f"/proc/{running.proc.pid}/maps").read_text)
+    assert "libstdc++" not in maps
+    # Set by the program for itself after the $(VAR) environment was taken: the config still sees an
+    # unset variable, left literally.
+    assert out.read_text() == f"switch: $({FROZENLIST_PURE_PYTHON})\n"
+    assert await running.stop() == 0
