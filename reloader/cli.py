@@ -222,7 +222,8 @@ async def run_forever(opts: Options, env: Mapping[str, str]) -> int:
 def cli(argv: Sequence[str] | None = None) -> int:
     """Run the command with ``argv`` (default: sys.argv[1:]) and return the exit code; never exits.
 
-    A bad flag or value is one line on stderr and exit code 2.
+    A bad flag or value is one line on stderr and exit code 1, like every other startup error and like
+    prometheus-config-reloader (kingpin exits 1 on a parse error).
     """
     try:
         result = command.main(
@@ -232,7 +233,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         )
     except click.ClickException as exc:
         click.echo(f"config-reloader: error: {exc.format_message()}", err=True)
-        return exc.exit_code
+        return 1
     except click.Abort:
         return 1
     return result if isinstance(result, int) else 0

@@ -53,7 +53,7 @@ def http_get(url: str) -> tuple[int, bytes]:
         return int(exc.code), exc.read()
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout_s: float = 15.0) -> T:
+def wait_for(what: str, check: Callable[[], T | None], timeout_s: float = 30.0) -> T:
     """Poll ``check`` until it returns something truthy; DemoError naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -203,7 +203,15 @@ async def test_the_ticker_finds_a_change_that_no_event_reported(dirs: Path, aioh
         await eventually(reloader.ready, "readiness")
         (dirs / "in" / "prometheus.yaml").write_text("ticked: $(POD_NAME)\n")
         await eventually(lambda: len(endpoint.seen) == 2, "the ticker's reload")
-    assert endpoint.seen[-1] == "ticked: prom-7\n"
+        # Each tick re-applies; with the hash unchanged, none may reload. The loop decides on one apply
+        # before it starts the next, so three more applies mean at least two decisions were made.
+        applies = sample(reloader, "reloader_config_apply_operations_total")
+        await eventually(
+            lambda: sample(reloader, "reloader_config_apply_operations_total") >= applies + 3,
+            "three more ticks",
+        )
+    assert endpoint.seen == ["replica: prom-7\n", "ticked: prom-7\n"]
+    assert sample(reloader, "reloader_reloads_total") == 2
     assert sample(reloader, "reloader_watch_events_total") == 0
 
 
@@ -310,3 +318,22 @@ def test_without_an_output_file_the_input_is_only_hashed(dirs: Path) -> None:
     assert list((dirs / "out").iterdir()) == []
     (dirs / "in" / "prometheus.yaml").write_text("replica: $(POD_NAME)\nmore: 1\n")
     assert apply_config(opts, ENV).sha256 != first.sha256
+
+
+async def test_watched_dirs_alone_reload_on_a_new_rule_file(dirs: Path, aiohttp_server: Any) -> None:
+    # No --config-file: the Thanos Ruler shape, where only rule files change.
+    rules = dirs / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text("groups: []\n")
+    endpoint = await start_endpoint(
+        aiohttp_server, Endpoint(dirs / "unused", extra=lambda: sorted(p.name for p in rules.iterdir()))
+    )
+    opts = options(dirs, endpoint.url, config_file=None, output_file=None, watched_dirs=(rules,))
+    reloader = Reloader(opts, ENV)
+    async with running(reloader):
+        await eventually(reloader.ready, "readiness")
+        await eventually(reloader.healthy, "the watcher")
+        (rules / "b.yaml").write_text("groups: []\n")
+        await eventually(lambda: len(endpoint.observed) == 2, "the reload for b.yaml")
+    assert endpoint.observed == [["a.yaml"], ["a.yaml", "b.yaml"]]
+    assert sample(reloader, "reloader_watches") == 1

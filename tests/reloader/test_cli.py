@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from reloader.cli import command
 from tests.reloader.conftest import Endpoint, eventually, start_endpoint
 from tests.reloader.procs import Spawn, spawn, wait_serving
 from tests.support.procs import free_port
@@ -66,6 +68,31 @@ def test_init_mode_renders_once_and_exits_0(files: Path) -> None:
     result = run_once(*io_args(files), "--watch-interval=0", env={"POD_NAME": "prometheus-k8s-3"})
     assert result.returncode == 0, output_lines(result)
     assert (files / "out" / "out.yaml").read_text() == "replica: prometheus-k8s-3\nord: 3\n"
+
+
+async def test_init_mode_sends_no_reload(files: Path, aiohttp_server: Any) -> None:
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(files / "out" / "out.yaml"))
+    # An asyncio subprocess, so that the endpoint keeps answering while init mode runs.
+    proc = await asyncio.create_subprocess_exec(
+        reloader_binary(),
+        *io_args(files),
+        "--watch-interval=0",
+        f"--reload-url={endpoint.url}",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=reloader_env({"POD_NAME": "prom-2"}),
+    )
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, output
+    assert (files / "out" / "out.yaml").read_text() == "replica: prom-2\n"
+    assert endpoint.seen == []
+    assert b"reloaded" not in output
 
 
 def test_init_mode_takes_the_ordinal_from_the_named_variable(files: Path) -> None:
@@ -123,7 +150,76 @@ def test_version_and_help() -> None:
         assert flag in help_text, flag
 
 
-# Startup errors: exit 1 (2 for flags) with exactly one line -------------------------------------------
+def parsed(args: list[str]) -> dict[str, Any]:
+    """What the flags parse to, without running anything."""
+    with command.make_context("config-reloader", args) as ctx:
+        return dict(ctx.params)
+
+
+def test_every_flag_has_the_default_of_design_md() -> None:
+    # Durations in seconds; the values are design.md's flag table, not read back from the code.
+    assert parsed(["--config-file=in.yaml"]) == {
+        "config_file": Path("in.yaml"),
+        "config_envsubst_file": None,
+        "watched_dir": (),
+        "watch_interval": 180.0,
+        "delay_interval": 1.0,
+        "retry_interval": 5.0,
+        "reload_timeout": 30.0,
+        "reload_url": "http://127.0.0.1:9090/-/reload",
+        "reload_method": "http",
+        "process_executable_name": "prometheus",
+        "runtimeinfo_url": "http://127.0.0.1:9090/api/v1/status/runtimeinfo",
+        "listen_address": None,
+        "web_config_file": None,
+        "log_format": "logfmt",
+        "log_level": "info",
+        "statefulset_ordinal_from_envvar": "POD_NAME",
+        "auto_gomemlimit_ratio": 0.9,
+        "strict_env": False,
+        "max_config_bytes": 512 * 1024 * 1024,
+    }
+
+
+ISSUE_COMMAND_LINE = (
+    "--listen-address=:8080 --reload-url=http://127.0.0.1:9090/-/reload "
+    "--config-file=/etc/prometheus/config/prometheus.yaml.gz "
+    "--config-envsubst-file=/etc/prometheus/config_out/prometheus.env.yaml "
+    "--watched-dir=/etc/prometheus/rules/prometheus-k8s-rulefiles-0 --log-format=logfmt --log-level=info"
+)
+
+
+def test_the_issue_s_command_line_parses_as_written() -> None:
+    # Its paths need /etc/prometheus: test_prometheus_operator_command_line_starts_and_reloads runs the
+    # same flags on tmp_path.
+    params = parsed(shlex.split(ISSUE_COMMAND_LINE))
+    assert params["listen_address"] == ":8080"
+    assert params["config_file"] == Path("/etc/prometheus/config/prometheus.yaml.gz")
+    assert params["config_envsubst_file"] == Path("/etc/prometheus/config_out/prometheus.env.yaml")
+    assert params["watched_dir"] == (Path("/etc/prometheus/rules/prometheus-k8s-rulefiles-0"),)
+    assert (params["log_format"], params["log_level"]) == ("logfmt", "info")
+
+
+def test_repeated_and_go_style_values_are_read_as_prometheus_operator_writes_them() -> None:
+    params = parsed(
+        [
+            "--watched-dir=/a",
+            "--watched-dir=/b",
+            "--watch-interval=1h30m",
+            "--delay-interval=500ms",
+            "--retry-interval=0s",
+            "--reload-timeout=2m",
+            "--reload-method=signal",
+            "--auto-gomemlimit-ratio=0.5",
+        ]
+    )
+    assert params["watched_dir"] == (Path("/a"), Path("/b"))
+    assert (params["watch_interval"], params["delay_interval"]) == (5400.0, 0.5)
+    assert (params["retry_interval"], params["reload_timeout"]) == (0.0, 120.0)
+    assert params["reload_method"] == "signal"
+
+
+# Startup errors: exit 1 with exactly one line -------------------------------------------
 
 
 def make_input(files: Path, kind: str) -> str:
@@ -202,6 +298,32 @@ def test_missing_output_directory_at_startup_is_exit_1_with_one_line(files: Path
     )
 
 
+def test_a_startup_error_in_json_is_one_json_line(files: Path) -> None:
+    make_input(files, "truncated-gzip")
+    result = run_once(*io_args(files), "--log-format=json", "--reload-url=http://127.0.0.1:1/-/reload")
+    lines = output_lines(result)
+    assert result.returncode == 1 and len(lines) == 1, lines
+    doc = json.loads(lines[0])
+    assert next(iter(doc)) == "msg" and doc["level"] == "error", doc
+    assert "truncated gzip" in doc["err"] and "prometheus.yaml" in doc["err"], doc
+
+
+@pytest.mark.parametrize("watch_interval", ["0", "3m"])
+def test_missing_watched_directory_at_startup_is_exit_1_with_one_line(
+    files: Path, watch_interval: str
+) -> None:
+    missing = files / "rules-nope"
+    result = run_once(
+        *io_args(files),
+        f"--watched-dir={missing}",
+        f"--watch-interval={watch_interval}",
+        "--reload-url=http://127.0.0.1:1/-/reload",
+    )
+    lines = output_lines(result)
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert "level=error" in lines[0] and f"{missing}: No such file or directory" in lines[0], lines[0]
+
+
 @pytest.mark.parametrize(
     ("flag", "needle"),
     [
@@ -215,16 +337,16 @@ def test_missing_output_directory_at_startup_is_exit_1_with_one_line(files: Path
         ("--max-config-bytes=0", "--max-config-bytes"),
     ],
 )
-def test_bad_flag_values_are_exit_2_with_one_line(files: Path, flag: str, needle: str) -> None:
+def test_bad_flag_values_are_exit_1_with_one_line(files: Path, flag: str, needle: str) -> None:
     result = run_once(*io_args(files), flag)
     lines = output_lines(result)
-    assert result.returncode == 2, lines
+    assert result.returncode == 1, lines
     assert len(lines) == 1 and needle in lines[0], lines
 
 
 def test_nothing_to_watch_is_a_usage_error() -> None:
     result = run_once("--reload-url=http://127.0.0.1:1/-/reload")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert output_lines(result) == [
         "config-reloader: error: nothing to watch: give --config-file and/or --watched-dir"
     ]
@@ -270,6 +392,13 @@ async def test_prometheus_operator_command_line_starts_and_reloads(
     assert await running.stop() == 0
 
 
+def assert_no_leftover_tasks(lines: list[str]) -> None:
+    """What asyncio prints when a program exits with a task still pending or failing unseen."""
+    text = "\n".join(lines)
+    for needle in ("Task was destroyed but it is pending", "Task exception was never retrieved", "Traceback"):
+        assert needle not in text, text[-2000:]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_sigterm_and_sigint_exit_0(files: Path, spawn: Spawn, aiohttp_server: Any, signum: int) -> None:
     endpoint = await start_endpoint(aiohttp_server, Endpoint(files / "out" / "out.yaml"))
@@ -277,6 +406,7 @@ async def test_sigterm_and_sigint_exit_0(files: Path, spawn: Spawn, aiohttp_serv
     await wait_serving(running, "/readyz")
     assert await running.stop(signum) == 0
     assert running.lines()[-1].startswith("msg=stopped level=info")
+    assert_no_leftover_tasks(running.lines())
 
 
 async def test_sigterm_while_a_reload_hangs_exits_0(files: Path, spawn: Spawn, aiohttp_server: Any) -> None:
@@ -286,6 +416,8 @@ async def test_sigterm_while_a_reload_hangs_exits_0(files: Path, spawn: Spawn, a
         running = await spawn(*io_args(files), f"--reload-url={endpoint.url}", "--reload-timeout=1h")
         await eventually(lambda: len(endpoint.seen) == 1, "the hanging reload request")
         assert await running.stop() == 0
+        assert running.lines()[-1].startswith("msg=stopped level=info")
+        assert_no_leftover_tasks(running.lines())
     finally:
         hang.set()
 
@@ -448,4 +580,30 @@ async def test_signal_method_with_no_such_process_is_one_line_and_keeps_running(
     assert (await running.get("/readyz"))[0] == 503
     assert await running.metric("reloader_last_reload_successful") == 0.0
     assert running.alive()
+    assert await running.stop() == 0
+
+
+async def test_output_directory_removed_while_running_is_one_line_and_keeps_running(
+    files: Path, spawn: Spawn, aiohttp_server: Any
+) -> None:
+    out = files / "out" / "out.yaml"
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(out))
+    running = await spawn(
+        *io_args(files), f"--reload-url={endpoint.url}", "--delay-interval=50ms", "--retry-interval=1h"
+    )
+    await wait_serving(running, "/readyz")
+    await wait_serving(running, "/healthz")
+    out.unlink()
+    out.parent.rmdir()
+    (files / "in" / "prometheus.yaml").write_text("v: 2\n")
+    await eventually(lambda: any("level=error" in line for line in running.lines()), "the error line")
+    [line] = [line for line in running.lines() if "level=error" in line]
+    assert f"output {out}: cannot create a file in {out.parent}: No such file or directory" in line, line
+    assert running.alive()
+    assert len(endpoint.seen) == 1  # nothing new was written, so nothing was reloaded
+
+    out.parent.mkdir()
+    (files / "in" / "prometheus.yaml").write_text("v: 3\n")
+    await eventually(lambda: len(endpoint.seen) == 2, "the reload once the directory is back")
+    assert out.read_text() == "v: 3\n"
     assert await running.stop() == 0

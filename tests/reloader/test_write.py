@@ -152,3 +152,33 @@ def test_the_equal_prefix_is_copied_and_the_rest_streamed(
     assert out.read_bytes() == new
     assert result.sha256 == file_sha256(out)
     assert leftovers(tmp_path) == []
+
+
+def test_the_file_is_fsynced_before_the_rename_and_the_directory_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spies that record and then call the real functions: durability leaves no trace a test can read.
+    calls: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        calls.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    out = tmp_path / "out.yaml"
+    out.write_bytes(b"old\n")
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_atomic(out, [b"new\n"])
+    assert [kind for kind, _ in calls] == ["fsync", "replace", "fsync"], calls
+    assert Path(calls[0][1]).parent == tmp_path and Path(calls[0][1]).name.startswith(TEMP_PREFIX)
+    assert calls[1][1] == str(out)
+    assert calls[2][1] == str(tmp_path)
+
+    calls.clear()
+    write_atomic(out, [b"new\n"])  # unchanged: nothing written, nothing to make durable
+    assert calls == []

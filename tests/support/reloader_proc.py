@@ -102,11 +102,18 @@ def start_reloader(
             pytest.fail(f"config-reloader exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
         return http_get(reloader.url + path, timeout_s=1.0)[0] == 200
 
-    wait_for(lambda: serving("/healthz"), timeout_s=30.0, what=f"config-reloader /healthz (log: {log_path})")
-    if wait_ready:
+    try:
         wait_for(
-            lambda: serving("/readyz"), timeout_s=30.0, what=f"config-reloader /readyz (log: {log_path})"
+            lambda: serving("/healthz"), timeout_s=30.0, what=f"config-reloader /healthz (log: {log_path})"
         )
+        if wait_ready:
+            wait_for(
+                lambda: serving("/readyz"), timeout_s=30.0, what=f"config-reloader /readyz (log: {log_path})"
+            )
+    except BaseException:
+        # The caller never gets this process, so nobody else would stop it.
+        reloader.stop(timeout_s=2.0)
+        raise
     return reloader
 
 
