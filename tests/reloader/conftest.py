@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,15 +12,6 @@ from typing import Any
 from aiohttp import web
 
 from reloader.app import Reloader
-
-
-async def eventually(predicate: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` after a generous timeout."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def sample(reloader: Reloader, name: str, labels: dict[str, str] | None = None) -> float:

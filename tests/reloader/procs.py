@@ -11,8 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.reloader.conftest import eventually
-from tests.support.procs import free_port
+from tests.support.procs import free_port, sample
 from tests.support.reloader_proc import reloader_binary, reloader_env
 
 
@@ -37,10 +36,7 @@ class Running:
 
     async def metric(self, name: str) -> float | None:
         _, text = await self.get("/metrics")
-        for line in text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[-1])
-        return None
+        return sample(text, name)
 
     async def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
         """Send ``signum`` and return the exit code (a generous timeout: the machine is shared)."""
@@ -97,4 +93,4 @@ async def wait_serving(running: Running, path: str = "/healthz") -> None:
         await asyncio.sleep(0.05)
 
 
-__all__ = ["Running", "Spawn", "eventually", "spawn", "wait_serving"]
+__all__ = ["Running", "Spawn", "spawn", "wait_serving"]

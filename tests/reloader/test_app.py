@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 
 from reloader.app import Options, Reloader, StartupError, apply_config, build_env
-from tests.reloader.conftest import Endpoint, eventually, running, sample, start_endpoint
+from tests.reloader.conftest import Endpoint, running, sample, start_endpoint
+from tests.support.polling import eventually
 from tests.support.reloader_proc import K8sVolume
 
 ENV = {"POD_NAME": "prom-7", "SECRET_TOKEN": "hunter2-do-not-log"}

@@ -16,8 +16,9 @@ import pytest
 from aiohttp import web
 
 from reloader.cli import command
-from tests.reloader.conftest import Endpoint, eventually, start_endpoint
+from tests.reloader.conftest import Endpoint, start_endpoint
 from tests.reloader.procs import Spawn, spawn, wait_serving
+from tests.support.polling import eventually
 from tests.support.procs import free_port
 from tests.support.reloader_proc import reloader_binary, reloader_env
 

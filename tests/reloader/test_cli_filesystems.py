@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from reloader.write import TEMP_PREFIX
-from tests.reloader.conftest import Endpoint, eventually, start_endpoint
+from tests.reloader.conftest import Endpoint, start_endpoint
 from tests.reloader.procs import Running, wait_serving
+from tests.support.polling import eventually
 from tests.support.procs import free_port
 from tests.support.reloader_proc import reloader_binary, reloader_env
 

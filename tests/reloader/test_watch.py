@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reloader.watch import WatchError, event_filter, watch_changes
-from tests.reloader.conftest import eventually
+from tests.support.polling import eventually
 
 
 def rust_watcher_threads() -> int:

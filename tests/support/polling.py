@@ -12,8 +12,8 @@ import pytest
 
 async def eventually(
     predicate: Callable[[], Any],
-    timeout_s: float = 30.0,
     what: str = "condition",
+    timeout_s: float = 30.0,
     *,
     detail: Callable[[], str] = str,
 ) -> Any:

@@ -60,6 +60,18 @@ def http_post(url: str, timeout_s: float = 10.0) -> tuple[int, bytes]:
         return int(exc.code), exc.read()
 
 
+def sample(text: str, name: str, labels: str = "") -> float | None:
+    """One sample from a /metrics page, e.g. ``sample(text, "reloader_info", 'method="http"')``.
+
+    ``labels`` is the label set exactly as exposed; None when that series is absent.
+    """
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :].split()[0])
+    return None
+
+
 def wait_for(
     predicate: Any, timeout_s: float = 20.0, interval_s: float = 0.1, what: str = "condition"
 ) -> Any:
@@ -102,10 +114,7 @@ class Target:
     def metric(self, name: str) -> float | None:
         """A single unlabelled sample from the target's own /metrics."""
         _, body = http_get(self.url + "/metrics")
-        for line in body.decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return None
+        return sample(body.decode(), name)
 
     def config_yaml(self) -> str:
         """The config in force, as Prometheus or Alertmanager reports it."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import free_port, http_get, wait_for
+from tests.support.procs import free_port, http_get, sample, wait_for
 
 
 def reloader_binary() -> str:
@@ -50,11 +50,7 @@ class Reloader:
 
     def metric(self, name: str, labels: str = "") -> float | None:
         """One sample, e.g. ``metric("reloader_info", 'method="http"')``; None when it is absent."""
-        prefix = f"{name}{{{labels}}} " if labels else f"{name} "
-        for line in self.metrics_text().splitlines():
-            if line.startswith(prefix):
-                return float(line.split()[-1])
-        return None
+        return sample(self.metrics_text(), name, labels)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
