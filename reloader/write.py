@@ -50,17 +50,6 @@ def read_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[by
             yield chunk
 
 
-def file_sha256(path: str | Path) -> str | None:
-    """Hex digest of a file's bytes, streamed; None when it does not exist or cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        for chunk in read_chunks(path):
-            digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def _write_all(fd: int, data: bytes, write_chunk: WriteChunk) -> None:
     while data:
         written = write_chunk(fd, data)
