@@ -142,7 +142,7 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
                 return "serviceMonitor/shop/checkout/0" in text and "job_name: extra" in text
 
             await eventually(
-                converged, WAIT_S, "the operator to write monitoring/prometheus-main", detail=logs
+                converged, "the operator to write monitoring/prometheus-main", WAIT_S, detail=logs
             )
             assert "too-slow" not in _config(kube)
 
@@ -151,14 +151,14 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
                 return any("too-slow" in (e.get("message") or "") for e in events)
 
             await eventually(
-                rejected_event, WAIT_S, "a Warning Event naming the rejected monitor", detail=logs
+                rejected_event, "a Warning Event naming the rejected monitor", WAIT_S, detail=logs
             )
 
             def reconciled() -> bool:
                 status = kube.get(PCS, "monitoring", "main").get("status") or {}
                 return any(c.get("type") == "Reconciled" for c in status.get("conditions", []))
 
-            await eventually(reconciled, WAIT_S, "the Reconciled condition", detail=logs)
+            await eventually(reconciled, "the Reconciled condition", WAIT_S, detail=logs)
 
             # An update: the Secret is rewritten (update), a namespace relabelled.
             sm = kube.get(SMS, "shop", "checkout")
@@ -166,8 +166,8 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
             kube.update(sm)
             await eventually(
                 lambda: "/internal/metrics" in _config(kube),
-                WAIT_S,
                 "the Secret to follow the change",
+                WAIT_S,
                 detail=logs,
             )
             shop = kube.get("namespaces", "", "shop")
@@ -175,15 +175,15 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
             kube.update(shop)
             await eventually(
                 lambda: "serviceMonitor/shop/" not in _config(kube),
-                WAIT_S,
                 "the monitors of a deselected namespace to go",
+                WAIT_S,
                 detail=logs,
             )
             # Both replicas ran for a while: the leader renewed the Lease, the other one read it.
             await eventually(
                 lambda: ("update", "coordination.k8s.io", "leases", "", namespace) in set(kube.calls),
-                WAIT_S,
                 "the leader to renew its Lease",
+                WAIT_S,
                 detail=logs,
             )
             leases = kube.list(LEASES, namespace)
