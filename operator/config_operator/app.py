@@ -144,7 +144,7 @@ class Operator:
 
     def _monitor_handler(self, resource: Resource) -> Any:
         def handler(change: Change) -> None:
-            self._enqueue_selecting([o for o in (change.old, change.new) if o is not None], resource.kind)
+            self._enqueue_selecting(change, resource.kind)
 
         return handler
 
@@ -156,10 +156,17 @@ class Operator:
             and labels_of(change.old) == labels_of(change.new)
         ):
             return
-        self._enqueue_selecting([o for o in (change.old, change.new) if o is not None], "Namespace")
+        self._enqueue_selecting(change, "Namespace")
 
-    def _enqueue_selecting(self, objects: list[dict[str, Any]], kind: str) -> None:
-        namespaces: Any = self.caches.namespaces.objects()
+    def _enqueue_selecting(self, change: Change, kind: str) -> None:
+        objects = [o for o in (change.old, change.new) if o is not None]
+        # A monitor's own namespace is the only one whose labels matter: look it up once here, rather
+        # than have may_select index every namespace for every PrometheusConfig on every event.
+        namespaces: Any = [
+            ns
+            for o in objects
+            if (ns := self.caches.namespaces.get(ObjectKey("", ObjectKey.of(o).namespace))) is not None
+        ]
         for pc in self.caches.prometheus_configs.objects():
             if any(g.may_select(pc, obj, namespaces, kind=kind) for obj in objects):  # type: ignore[arg-type]
                 self.queue.add(ObjectKey.of(pc))

@@ -172,7 +172,7 @@ def generate(
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = _duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
 
-    config: dict[str, Any] = {"global": _global_block(spec)}
+    config: dict[str, Any] = {"global": _global_block(spec, global_interval)}
     if spec.get("ruleFiles") is not None:
         config["rule_files"] = _rule_files(spec["ruleFiles"])
     alerting = _alerting(spec["alerting"]) if spec.get("alerting") is not None else None
@@ -352,8 +352,7 @@ def _selector_field(spec: Mapping[str, Any], field: str) -> Mapping[str, Any] | 
     return value  # type: ignore[no-any-return]
 
 
-def _global_block(spec: Mapping[str, Any]) -> dict[str, Any]:
-    interval = _duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
+def _global_block(spec: Mapping[str, Any], interval: str) -> dict[str, Any]:
     block: dict[str, Any] = {
         "evaluation_interval": _duration_field(spec, "evaluationInterval", DEFAULT_EVALUATION_INTERVAL),
         "scrape_interval": interval,
@@ -586,14 +585,14 @@ def _monitor_jobs(kind: str, monitor: Mapping[str, Any], global_interval: str) -
         selectors.validate(selector)
     except ValueError as exc:
         raise _Reject(f"spec.selector: {exc}") from None
-    sd = _sd_config(role, spec.get("namespaceSelector"), ObjectKey.of(monitor).namespace)
+    key = ObjectKey.of(monitor)
+    sd = _sd_config(role, spec.get("namespaceSelector"), key.namespace)
     job_label = _opt_label_name(spec, "jobLabel")
     target_labels = _label_list(spec, "targetLabels")
     pod_target_labels = _label_list(spec, "podTargetLabels")
     endpoints = spec.get(role.endpoints_field)
     if not isinstance(endpoints, list) or not endpoints:
         raise _Reject(f"spec.{role.endpoints_field} must be a non-empty list")
-    key = ObjectKey.of(monitor)
     jobs = []
     for i, ep in enumerate(endpoints):
         where = f"spec.{role.endpoints_field}[{i}]"

@@ -66,11 +66,9 @@ class Store:
         """The cached object, or None."""
         return self._items.get(key)
 
-    def objects(self, namespace: str | None = None) -> list[Obj]:
-        """Every object (in ``namespace`` when given), sorted by key."""
-        return [
-            obj for key, obj in sorted(self._items.items()) if namespace is None or key.namespace == namespace
-        ]
+    def objects(self) -> list[Obj]:
+        """Every object, sorted by key."""
+        return [obj for _, obj in sorted(self._items.items())]
 
     def keys(self) -> list[ObjectKey]:
         """Every key, sorted."""
@@ -163,10 +161,6 @@ class Informer:
 
     def __str__(self) -> str:
         return f"{self.resource}@{self.namespace or '*'}"
-
-    def add_handler(self, handler: Handler) -> None:
-        """Call ``handler`` on every later change."""
-        self._handlers.append(handler)
 
     def _emit(self, change: Change | None) -> None:
         if change is None:

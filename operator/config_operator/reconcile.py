@@ -275,14 +275,14 @@ class Reconciler:
         operation = await self._write_secret(pc, g.compress(generated.config))
         if operation:
             self.metrics.secret_writes.labels(operation).inc()
-            name = g.secret_name(pc)
+            name, digest = g.secret_name(pc), g.config_hash(generated.config)[:12]
             log.info(
                 "config secret written",
                 extra={
                     "key": str(key),
                     "secret": name,
                     "operation": operation,
-                    "hash": g.config_hash(generated.config)[:12],
+                    "hash": digest,
                 },
             )
             await self._event(
@@ -290,7 +290,7 @@ class Reconciler:
                 "Normal",
                 "ConfigUpdated",
                 f"Secret {name} {operation}d: {generated.service_monitors} ServiceMonitors, "
-                f"{generated.pod_monitors} PodMonitors, config hash {g.config_hash(generated.config)[:12]}",
+                f"{generated.pod_monitors} PodMonitors, config hash {digest}",
             )
         message = (
             f"{generated.service_monitors} ServiceMonitors, {generated.pod_monitors} PodMonitors selected"
