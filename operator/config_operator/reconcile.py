@@ -225,6 +225,8 @@ class _Reported:
 
     rejected: frozenset[g.Rejected] = frozenset()
     invalid: str | None = None
+    status: PrometheusConfigStatus | None = None
+    """The status we last patched: the cache may not have seen that patch yet."""
 
 
 @dataclass
@@ -368,7 +370,11 @@ class Reconciler:
         raise ConflictError(f"Secret {namespace}/{name}: still conflicting after {WRITE_ATTEMPTS} attempts")
 
     async def _set_status(self, key: ObjectKey, pc: PrometheusConfig, status: PrometheusConfigStatus) -> None:
-        if (pc.get("status") or {}) == status:
+        reported = self._reported.setdefault(key, _Reported())
+        # A cached status equal to the desired one proves nothing while our last patch differs from it:
+        # that patch's watch event may still be on its way, and status-only events queue nothing, so a
+        # skip here would leave the status stale until the next resync.
+        if (pc.get("status") or {}) == status and reported.status in (None, status):
             return
         try:
             await self.kube.patch_status(key.namespace, key.name, status)
@@ -376,6 +382,7 @@ class Reconciler:
             if exc.not_found:  # deleted meanwhile
                 return
             raise
+        reported.status = status
 
     async def _event(self, pc: PrometheusConfig, type_: str, reason: str, message: str) -> None:
         """Post an Event; best effort, as client-go's recorder: a failure is logged, not retried."""

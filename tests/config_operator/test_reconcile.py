@@ -6,7 +6,10 @@ from typing import Any
 
 from config_operator import generate as g
 from config_operator.app import Operator
-from config_operator.reconcile import desired_secret, desired_status
+from config_operator.client import Kube
+from config_operator.informer import Store
+from config_operator.metrics import OperatorMetrics
+from config_operator.reconcile import Caches, Reconciler, desired_secret, desired_status
 from config_operator.resources import ObjectKey
 from tests.config_operator.conftest import (
     PCS,
@@ -367,6 +370,40 @@ async def test_pod_monitors_are_selected_by_their_own_selector(kube: FakeKube, o
     assert b"podMonitor/" not in config
     status = await status_for(kube, "default", "main", config)
     assert status["podMonitors"] == 0
+
+
+async def test_a_stale_cached_status_does_not_hide_our_last_patch(kube: FakeKube) -> None:
+    """The caches are filled by hand to replay a race the informers can produce.
+
+    Two reconciles patch the status (hash A, then hash B) before the watch has delivered either patch.
+    The first patch's event then arrives, and the next reconcile wants hash A again: the cache shows A,
+    but the server holds B, and a status-only event queues nothing, so skipping would leave B for good.
+    """
+    pc = kube.create(prometheus_config("main", podMonitorSelector={}))
+    monitor = kube.create(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": {"name": "workers", "namespace": "default"},
+            "spec": {"selector": {}, "podMetricsEndpoints": [{"port": "metrics"}]},
+        }
+    )
+    caches = Caches(Store(), Store(), Store(), Store())
+    caches.prometheus_configs.upsert(pc)
+    async with Kube.connect(host=kube.url) as client:
+        reconciler = Reconciler(client, caches, OperatorMetrics.create(process_metrics=False))
+        key = ObjectKey.of(pc)
+        await reconciler.reconcile(key)  # no monitor cached yet: hash A
+        status_a = kube.get(PCS, "default", "main")["status"]
+        caches.pod_monitors.upsert(monitor)
+        await reconciler.reconcile(key)  # the monitor arrived: hash B
+        assert kube.get(PCS, "default", "main")["status"]["configHash"] != status_a["configHash"]
+
+        # The cache now catches up with the first patch only, and the monitor goes away again.
+        caches.prometheus_configs.upsert({**pc, "status": status_a})
+        caches.pod_monitors.delete(monitor)
+        await reconciler.reconcile(key)
+    assert kube.get(PCS, "default", "main")["status"]["configHash"] == status_a["configHash"]
 
 
 # --- the pure parts ------------------------------------------------------------------------------------
