@@ -20,7 +20,7 @@ from tests.reloader.conftest import Endpoint, start_endpoint
 from tests.reloader.procs import Spawn, spawn, wait_serving
 from tests.support.polling import eventually
 from tests.support.procs import free_port
-from tests.support.reloader_proc import reloader_binary, reloader_env
+from tests.support.reloader_proc import reloader_binary, reloader_env, replace_file
 
 __all__ = ["spawn"]
 
@@ -224,7 +224,11 @@ def test_repeated_and_go_style_values_are_read_as_prometheus_operator_writes_the
 
 
 def make_input(files: Path, kind: str) -> str:
-    """Write a bad input of ``kind``; returns a piece of text the error line must hold."""
+    """Write a bad input of ``kind``; returns a piece of text the error line must hold.
+
+    Writes are renames, so a running reloader never sees the half-written file (an empty one is an
+    error of its own, and would be the line it logs).
+    """
     config = files / "in" / "prometheus.yaml"
     if kind == "missing":
         config.unlink()
@@ -234,23 +238,23 @@ def make_input(files: Path, kind: str) -> str:
         config.mkdir()  # root reads any file, whatever its mode: a directory is what cannot be read
         return "Is a directory"
     if kind == "empty":
-        config.write_bytes(b"")
+        replace_file(config, b"")
         return "input is empty"
     if kind == "truncated-gzip":
         whole = gzip.compress(b"global: {}\n" * 500)
-        config.write_bytes(whole[: len(whole) - 8])
+        replace_file(config, whole[: len(whole) - 8])
         return "truncated gzip"
     if kind == "corrupt-gzip":
-        config.write_bytes(b"\x1f\x8b\x08\x00" + b"\xff" * 64)
+        replace_file(config, b"\x1f\x8b\x08\x00" + b"\xff" * 64)
         return "corrupt gzip"
     if kind == "gzip-bomb":
-        config.write_bytes(gzip.compress(b"a" * (8 * 1024 * 1024)))
+        replace_file(config, gzip.compress(b"a" * (8 * 1024 * 1024)))
         return "gzip bomb"
     if kind == "not-utf8":
-        config.write_bytes(b"key: \xff\xfe\n")
+        replace_file(config, b"key: \xff\xfe\n")
         return "not valid UTF-8"
     if kind == "strict-unset":
-        config.write_text("token: $(SECRET_TOKEN)\nmissing: $(NOT_SET_ANYWHERE)\n")
+        replace_file(config, b"token: $(SECRET_TOKEN)\nmissing: $(NOT_SET_ANYWHERE)\n")
         return "environment variable NOT_SET_ANYWHERE is not set"
     raise AssertionError(kind)
 
@@ -441,9 +445,11 @@ async def test_logs_never_hold_config_content_or_env_values(
         env={"SECRET_TOKEN": SECRET_ENV},
     )
     await wait_serving(running, "/readyz")
-    config.write_text(f"token: $(SECRET_TOKEN)\npassword: {SECRET_LITERAL}-2\nunset: $(NOT_SET_X)\n")
+    replace_file(
+        config, f"token: $(SECRET_TOKEN)\npassword: {SECRET_LITERAL}-2\nunset: $(NOT_SET_X)\n".encode()
+    )
     await eventually(lambda: len(endpoint.seen) == 3, "a failed reload and its retry")
-    config.write_bytes(b"\xff not utf-8 " + SECRET_LITERAL.encode())
+    replace_file(config, b"\xff not utf-8 " + SECRET_LITERAL.encode())
     await eventually(lambda: any("not valid UTF-8" in line for line in running.lines()), "the apply error")
     assert await running.stop() == 0
     assert out.read_text() == f"token: {SECRET_ENV}\npassword: {SECRET_LITERAL}-2\nunset: $(NOT_SET_X)\n"
@@ -497,7 +503,7 @@ async def test_bad_input_while_running_keeps_output_and_process(
     # Fixed again: applied and reloaded, and nothing was lost on the way.
     if (files / "in" / "prometheus.yaml").is_dir():
         (files / "in" / "prometheus.yaml").rmdir()
-    (files / "in" / "prometheus.yaml").write_text("replica: $(POD_NAME)\nfixed: true\n")
+    replace_file(files / "in" / "prometheus.yaml", b"replica: $(POD_NAME)\nfixed: true\n")
     await eventually(lambda: len(endpoint.seen) == 2, "the reload of the fixed config")
     assert out.read_text() == "replica: prom-1\nfixed: true\n"
     assert await running.stop() == 0
@@ -513,7 +519,7 @@ async def test_reload_500_while_running_is_one_line_and_last_reload_successful_0
     )
     await wait_serving(running, "/readyz")
     await wait_serving(running, "/healthz")
-    (files / "in" / "prometheus.yaml").write_text("bad: config\n")
+    replace_file(files / "in" / "prometheus.yaml", b"bad: config\n")
     await eventually(lambda: len(endpoint.seen) == 2, "the failing reload")
     await eventually(lambda: any("reload failed" in line for line in running.lines()), "the error line")
     [line] = [line for line in running.lines() if "reload failed" in line]
@@ -596,7 +602,7 @@ async def test_output_directory_removed_while_running_is_one_line_and_keeps_runn
     await wait_serving(running, "/healthz")
     out.unlink()
     out.parent.rmdir()
-    (files / "in" / "prometheus.yaml").write_text("v: 2\n")
+    replace_file(files / "in" / "prometheus.yaml", b"v: 2\n")
     await eventually(lambda: any("level=error" in line for line in running.lines()), "the error line")
     [line] = [line for line in running.lines() if "level=error" in line]
     assert f"output {out}: cannot create a file in {out.parent}: No such file or directory" in line, line
@@ -604,7 +610,7 @@ async def test_output_directory_removed_while_running_is_one_line_and_keeps_runn
     assert len(endpoint.seen) == 1  # nothing new was written, so nothing was reloaded
 
     out.parent.mkdir()
-    (files / "in" / "prometheus.yaml").write_text("v: 3\n")
+    replace_file(files / "in" / "prometheus.yaml", b"v: 3\n")
     await eventually(lambda: len(endpoint.seen) == 2, "the reload once the directory is back")
     assert out.read_text() == "v: 3\n"
     assert await running.stop() == 0
