@@ -17,9 +17,11 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -69,6 +71,26 @@ def _load(name: str) -> dict[str, Any]:
     return dict(doc)
 
 
+async def _wait_healthy(ports: list[int], timeout_s: float, *, detail: Callable[[], str]) -> None:
+    """Until each operator answers 200 on /healthz (it serves once its signal handlers are installed)."""
+
+    async def healthy(http: aiohttp.ClientSession, port: int) -> bool:
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        waiting = list(ports)
+        while waiting:
+            waiting = [port for port in waiting if not await healthy(http, port)]
+            if waiting and asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"no 200 on /healthz from ports {waiting} within {timeout_s}s\n{detail()}")
+            await asyncio.sleep(0.05)
+
+
 def _seed(kube: FakeKube, operator_namespace: str) -> None:
     """The samples, plus what makes the operator use every permission it needs."""
     for name in (operator_namespace, "monitoring"):
@@ -116,6 +138,7 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
         _seed(kube, namespace)
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
         running: list[tuple[asyncio.subprocess.Process, Path]] = []
+        ports: list[int] = []
         try:
             for i in range(replicas):
                 pod_env = {"POD_NAME": f"config-operator-{i}", "POD_NAMESPACE": namespace}
@@ -131,9 +154,14 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
                         env={**os.environ, **pod_env}, stdout=logf, stderr=asyncio.subprocess.STDOUT,
                     )  # fmt: skip
                 running.append((proc, log_path))
+                ports.append(port)
 
             def logs() -> str:
                 return "\n".join(p.read_text(errors="replace")[-3000:] for _, p in running)
+
+            # Every replica must be up before the scenario ends: the leader can be through it before the
+            # other has imported its modules, and a SIGTERM then kills it before its handler is in place.
+            await _wait_healthy(ports, WAIT_S, detail=logs)
 
             def converged() -> bool:
                 for proc, _ in running:
