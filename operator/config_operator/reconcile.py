@@ -51,6 +51,8 @@ CONDITION = "Reconciled"
 COMPONENT = "config-operator"
 # A Secret write that keeps losing races (409) is handed back to the queue's backoff after this many.
 WRITE_ATTEMPTS = 5
+# The API server refuses a Secret whose data add up to more than 1 MiB (MaxSecretSize).
+MAX_SECRET_BYTES = 1024 * 1024
 
 
 class KubeWrites(Protocol):
@@ -239,7 +241,11 @@ class Reconciler:
     instance: str = COMPONENT
     """Who posts the Events (reportingInstance): the pod name or the leader-election identity."""
     now: Callable[[], str] = _utc_now
+    max_secret_bytes: int = MAX_SECRET_BYTES
+    """A gzipped config over this is not written (the Secret keeps the last one that fit)."""
     _reported: dict[ObjectKey, _Reported] = field(default_factory=dict, init=False, repr=False)
+    # Each PrometheusConfig's serialized jobs, so that one changed monitor re-renders one monitor.
+    _job_caches: dict[ObjectKey, g.JobCache] = field(default_factory=dict, init=False, repr=False)
 
     async def reconcile(self, key: ObjectKey) -> None:
         """Bring the Secret and status of ``key`` in line with the caches."""
@@ -257,6 +263,7 @@ class Reconciler:
         pc: PrometheusConfig | None = self.caches.prometheus_configs.get(key)  # type: ignore[assignment]
         if pc is None or (pc.get("metadata") or {}).get("deletionTimestamp"):
             self._reported.pop(key, None)
+            self._job_caches.pop(key, None)
             return
         spec: Any = pc.get("spec") or {}
         if isinstance(spec, dict) and spec.get("paused") is True:
@@ -269,12 +276,17 @@ class Reconciler:
                 self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
                 self.caches.namespaces.objects(),  # type: ignore[arg-type]
                 await self._additional_secrets(pc),
+                cache=self._job_caches.setdefault(key, g.JobCache()),
             )
         except g.InvalidConfig as exc:
             await self._invalid(key, pc, str(exc))
             return
         await self._report_rejected(key, pc, generated.rejected)
-        operation = await self._write_secret(pc, g.compress(generated.config))
+        compressed = g.compress(generated.config)
+        if len(compressed) > self.max_secret_bytes:
+            await self._too_large(key, pc, len(compressed))
+            return
+        operation = await self._write_secret(pc, compressed)
         if operation:
             self.metrics.secret_writes.labels(operation).inc()
             name, digest = g.secret_name(pc), g.config_hash(generated.config)[:12]
@@ -329,6 +341,22 @@ class Reconciler:
             reported.invalid = message
         await self._set_status(
             key, pc, desired_status(pc, ok=False, reason="InvalidConfig", message=message, now=self.now())
+        )
+
+    async def _too_large(self, key: ObjectKey, pc: PrometheusConfig, size: int) -> None:
+        """The gzipped config would not fit in a Secret: Reconciled=False, a Warning, no write, no retry."""
+        message = (
+            f"the gzipped config is {size} bytes, over the Secret limit of {self.max_secret_bytes} bytes;"
+            " the Secret keeps the last config that fit (select fewer monitors, or shard)"
+        )
+        self.metrics.reconcile_errors.labels("too_large").inc()
+        log.warning("config too large, secret left as it was", extra={"key": str(key), "bytes": size})
+        reported = self._reported.setdefault(key, _Reported())
+        if reported.invalid != message:
+            await self._event(pc, "Warning", "ConfigTooLarge", message)
+            reported.invalid = message
+        await self._set_status(
+            key, pc, desired_status(pc, ok=False, reason="ConfigTooLarge", message=message, now=self.now())
         )
 
     async def _report_rejected(

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from config_operator.generate import InvalidConfig, generate
+from config_operator.generate.load import load_all
 from config_operator.resources import KIND, ObjectKey
 
 DEFAULT_NAMESPACE = "default"
@@ -77,7 +78,7 @@ def _load(path: str, objects: _Objects) -> None:
     except UnicodeDecodeError:
         raise RenderError(f"{path}: not UTF-8 text") from None
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = load_all(text)  # yaml.safe_load_all's result, on libyaml
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

@@ -14,6 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "config_operator" /
 # The layers, lowest first: a module may import only modules before it in this list.
 LAYERS = [
     "common",
+    "load",
+    "emit",
     "lookup",
     "relabel",
     "spec",
@@ -22,6 +24,7 @@ LAYERS = [
     "endpoints",
     "alerting",
     "additional",
+    "cache",
     "config",
 ]
 

@@ -11,11 +11,13 @@ The package is split by concern, and its modules import only downward in this or
 - ``endpoints``: ServiceMonitor and PodMonitor endpoints as scrape jobs;
 - ``alerting``: the alertmanagers;
 - ``additional``: ``additionalScrapeConfigs``;
+- ``cache``: serialized jobs kept between generations (``load`` and ``emit`` read and write YAML fast);
 - ``config``: ``generate()``, which puts them together.
 
 This module only re-exports the public names.
 """
 
+from config_operator.generate.cache import JobCache
 from config_operator.generate.common import (
     SECRET_KEY,
     InvalidConfig,
@@ -39,6 +41,7 @@ __all__ = [
     "SPEC_FIELDS",
     "Generated",
     "InvalidConfig",
+    "JobCache",
     "Lookup",
     "Reference",
     "Rejected",

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from config_operator.generate.common import InvalidConfig
+from config_operator.generate.load import load
 from config_operator.generate.lookup import Lookup, UnreadableValue
 
 
@@ -35,7 +36,7 @@ def additional_scrape_configs(
     if raw is None:
         raise InvalidConfig(f"{where} has no key {key!r}")
     try:
-        parsed = yaml.safe_load(raw)
+        parsed = load(raw)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

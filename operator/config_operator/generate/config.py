@@ -19,7 +19,8 @@ from typing import Any
 
 from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
-from config_operator.generate.common import InvalidConfig, Reject, Rejected, dump_yaml
+from config_operator.generate.cache import Build, JobCache
+from config_operator.generate.common import InvalidConfig, Rejected
 from config_operator.generate.endpoints import monitor_jobs
 from config_operator.generate.globals import global_block, rule_files
 from config_operator.generate.lookup import Lookup, Reference
@@ -66,25 +67,31 @@ def generate(
     secrets: Sequence[Secret],
     *,
     configmaps: Sequence[ConfigMap] = (),
+    cache: JobCache | None = None,
 ) -> Generated:
     """The prometheus.yaml for ``pc``; raises InvalidConfig when ``pc`` itself is malformed.
 
     ``namespaces`` give the labels that namespace selectors match (a namespace not listed has no
     labels); ``secrets`` and ``configmaps`` are those that the spec and the monitors may reference,
-    read only through one ``Lookup``.
+    read only through one ``Lookup``. ``cache`` (one per PrometheusConfig, kept by the caller) keeps
+    each monitor's serialized jobs for the next call; the bytes are the same with or without it.
     """
     lookup = Lookup(secrets, configmaps)
     spec = validate_spec(pc)
     pc_key = ObjectKey.of(pc)
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
+    jobs_cache = JobCache() if cache is None else cache
+    # Everything of the PrometheusConfig that monitor_jobs reads: part of each cached job's key.
+    context = (global_interval,)
 
     config: dict[str, Any] = {"global": global_block(spec, global_interval)}
     if spec.get("ruleFiles") is not None:
         config["rule_files"] = rule_files(spec["ruleFiles"])
     alerting = alerting_section(spec["alerting"]) if spec.get("alerting") is not None else None
 
-    scrape_configs: list[dict[str, Any]] = []
+    fragments: list[bytes] = []
+    job_names: list[str] = []
     rejected: list[Rejected] = []
     counts = {"ServiceMonitor": 0, "PodMonitor": 0}
     groups: tuple[tuple[str, Sequence[Any], str, str], ...] = (
@@ -95,29 +102,62 @@ def generate(
         selector = selector_field(spec, sel_field)
         ns_selector = selector_field(spec, ns_sel_field)
         for monitor in sorted(monitors, key=ObjectKey.of):
-            key = ObjectKey.of(monitor)
             if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
                 continue
-            try:
-                jobs = monitor_jobs(kind, monitor, global_interval)
-            except Reject as exc:
-                rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
+            fragment = jobs_cache.fragment(kind, monitor, context, lookup, _builder(kind, monitor, context))
+            if fragment.rejected is not None:
+                key = ObjectKey.of(monitor)
+                rejected.append(Rejected(kind, key.namespace, key.name, fragment.rejected))
                 continue
             counts[kind] += 1
-            scrape_configs.extend(jobs)
+            fragments.append(fragment.yaml)
+            job_names.extend(fragment.job_names)
 
-    scrape_configs.extend(additional_scrape_configs(spec, pc_key.namespace, lookup))
-    _check_unique_job_names(scrape_configs)
-    config["scrape_configs"] = scrape_configs
+    for job in additional_scrape_configs(spec, pc_key.namespace, lookup):
+        fragments.append(jobs_cache.emitter.dump([job]))
+        job_names.append(job["job_name"])
+    _check_unique_job_names(job_names)
+    config["scrape_configs"] = _FRAGMENTS
     if alerting is not None:
         config["alerting"] = alerting
+    jobs_cache.sweep()
     return Generated(
-        config=dump_yaml(config),
+        config=_assemble(config, fragments, jobs_cache),
         service_monitors=counts["ServiceMonitor"],
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
     )
+
+
+def _builder(kind: str, monitor: Mapping[str, Any], context: tuple[str]) -> Build:
+    (global_interval,) = context
+
+    def build(lookup: Lookup) -> list[dict[str, Any]]:
+        return monitor_jobs(kind, monitor, global_interval)
+
+    return build
+
+
+# Stands for the scrape jobs in ``config`` until _assemble writes their fragments there.
+_FRAGMENTS: Any = object()
+
+
+def _assemble(config: Mapping[str, Any], fragments: Sequence[bytes], cache: JobCache) -> bytes:
+    """``dump_yaml(config)``, with the serialized jobs put in place of ``_FRAGMENTS``.
+
+    A top-level block mapping is its entries one after the other, and a top-level block sequence is
+    written at the same indentation as one under a top-level key: so the pieces join into the bytes
+    that dumping the whole would give.
+    """
+    parts: list[bytes] = []
+    for key, value in config.items():
+        if value is _FRAGMENTS:
+            parts.append(f"{key}:\n".encode() if fragments else f"{key}: []\n".encode())
+            parts.extend(fragments)
+        else:
+            parts.append(cache.emitter.dump({key: value}))
+    return b"".join(parts)
 
 
 def compress(config: bytes) -> bytes:
@@ -139,10 +179,9 @@ def secret_name(pc: PrometheusConfig) -> str:
     return f"prometheus-{ObjectKey.of(pc).name}"
 
 
-def _check_unique_job_names(jobs: Iterable[Mapping[str, Any]]) -> None:
+def _check_unique_job_names(names: Iterable[str]) -> None:
     seen: set[str] = set()
-    for job in jobs:
-        name = job["job_name"]
+    for name in names:
         if name in seen:
             raise InvalidConfig(f"duplicate job_name {name!r} (check spec.additionalScrapeConfigs)")
         seen.add(name)

@@ -1,0 +1,174 @@
+"""The fast YAML paths against PyYAML itself: the loader gives safe_load's data, the emitter dump_yaml's bytes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config_operator.generate import common as generate_common
+from config_operator.generate.common import dump_yaml
+from config_operator.generate.emit import Emitter
+from config_operator.generate.load import load, load_all
+
+ROOT = Path(__file__).resolve().parents[2]
+YAML_FILES = sorted(
+    str(p.relative_to(ROOT))
+    for pattern in ("tests/config_operator/golden/*/*.yaml", "examples/**/*.yaml")
+    for p in ROOT.glob(pattern)
+)
+
+# Strings that take every path of PyYAML's scalar analysis: plain, quoted, escaped, implicit types.
+TRICKY = [
+    "",
+    " ",
+    "a",
+    "web",
+    "__meta_kubernetes_pod_label_app",
+    "serviceMonitor/ns/name/0",
+    "${1}",
+    "$(POD_NAME)",
+    "(.+)",
+    "Node;(.*)",
+    "true",
+    "True",
+    "yes",
+    "No",
+    "off",
+    "null",
+    "~",
+    "1",
+    "0x1F",
+    "012",
+    "1.5",
+    ".inf",
+    "1e3",
+    "2001-12-14",
+    "1:30",
+    "- a",
+    "-a",
+    "a: b",
+    "a:b",
+    "a #b",
+    "a#b",
+    "#a",
+    "'quoted'",
+    '"double"',
+    "back\\slash",
+    "[x]",
+    "{x}",
+    "x,y",
+    "?x",
+    "!tag",
+    "&anchor",
+    "*alias",
+    "|",
+    ">",
+    "%",
+    "@",
+    "`",
+    "---",
+    "...",
+    "trailing ",
+    " leading",
+    "tab\there",
+    "ümlaut",
+    "emoji 🔥",
+    "\x07bell",
+    "\u2028",
+    "line\nbreak",
+    "two\n\nbreaks\n",
+    "=",
+    "<<",
+    "x" * 200,
+    "a/b-c.d_e",
+    "_",
+]
+SCALARS: list[Any] = [*TRICKY, 0, 1, -7, 10**20, 1.5, -0.0, float("inf"), True, False, None]
+
+
+def _random_data(rng: random.Random, depth: int) -> Any:
+    roll = rng.random()
+    if depth <= 0 or roll < 0.35:
+        return rng.choice(SCALARS)
+    if roll < 0.45:
+        return rng.choice([{}, []])
+    if roll < 0.75:
+        return {
+            rng.choice([*TRICKY, 1, True, None]): _random_data(rng, depth - 1)
+            for _ in range(rng.randint(1, 4))
+        }
+    return [_random_data(rng, depth - 1) for _ in range(rng.randint(1, 4))]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_emitter_writes_dump_yamls_bytes(seed: int) -> None:
+    rng = random.Random(seed)
+    data = _random_data(rng, 5)
+    emitter = Emitter()
+    assert emitter.dump(data) == dump_yaml(data)
+    assert emitter.dump(data) == dump_yaml(data)  # again, from what it remembered
+
+
+class _PurePythonDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_emitter_matches_the_pure_python_dumper_too(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(generate_common, "_Dumper", _PurePythonDumper)
+    data = _random_data(random.Random(seed), 5)
+    assert Emitter().dump(data) == dump_yaml(data)
+
+
+def test_emitter_hands_what_it_does_not_write_to_dump_yaml() -> None:
+    emitter = Emitter()
+    for data in ({"a": (1, 2)}, {"x": [b"bytes"]}, [{"k": {1, 2}}], {"long " * 40: 1}):
+        assert emitter.dump(data) == dump_yaml(data)
+    with pytest.raises(yaml.representer.RepresenterError):
+        emitter.dump({"a": object()})  # PyYAML's own error, as before
+
+
+@pytest.mark.parametrize("path", YAML_FILES)
+def test_loader_gives_safe_loads_data(path: str) -> None:
+    text = (ROOT / path).read_text()
+    assert load_all(text) == list(yaml.safe_load_all(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &x {b: [1, 2]}\nc: *x\n",
+        "base: &b {x: 1}\nmerged:\n  <<: *b\n  y: 2\n",
+        "when: 2001-12-14\nbin: !!binary aGVsbG8=\n",
+        "s: !!set {a, b}\no: !!omap [{a: 1}, {b: 2}]\n",
+        "yes: no\non: off\nhex: 0x1F\noct: 0o17\nold_oct: 017\nsexa: 1:30\nfloat: 1e3\ninf: -.inf\n",
+        "dup: 1\ndup: 2\n",
+        "? [complex, key]\n: value\n",
+        "'quoted true': 'true'\n\"esc\": \"\\t\\u00fc\"\nnull_key: ~\n",
+        "- - nested\n  - list\n- {}\n- []\n",
+        "",
+        "just a scalar\n",
+        "!custom tag\n",
+        "a: [unclosed\n",
+        "key: value\n\tbad: tab\n",
+    ],
+)
+def test_loader_on_unusual_yaml_is_safe_load(text: str) -> None:
+    try:
+        want: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        with pytest.raises(yaml.YAMLError) as info:
+            load(text)
+        assert type(info.value).__name__ == type(exc).__name__
+        return
+    assert load(text) == want
+
+
+def test_loader_keeps_aliases_shared_as_safe_load_does() -> None:
+    data = load("a: &x [1]\nb: *x\n")
+    assert data["a"] is data["b"]
