@@ -23,6 +23,7 @@ from bench.harness import MiB, reloader_binary
 from bench.init_mode import measure_init_mode
 from bench.latency import LatencyResult, measure_latency
 from bench.memory import measure_memory
+from bench.operator import operator_rows
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -86,6 +87,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
         rows += await memory_rows(args, workdir, (1 * MiB, 64 * MiB))
     if "init" in args.only:
         rows.append(init_row(args, workdir))
+    if "operator" in args.only:
+        rows += [Row(*m) for m in await operator_rows(workdir / "operator")]
     return rows
 
 
@@ -160,8 +163,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         type=lambda text: set(text.split(",")),
-        default={"latency", "memory", "init"},
-        help="comma-separated subset of latency,memory,init (default: all)",
+        default={"latency", "memory", "init", "operator"},
+        help="comma-separated subset of latency,memory,init,operator (default: all)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args()

@@ -269,6 +269,7 @@ class Reconciler:
         if isinstance(spec, dict) and spec.get("paused") is True:
             log.debug("paused, skipped", extra={"key": str(key)})
             return
+        jobs = self._job_caches.setdefault(key, g.JobCache())
         try:
             generated = g.generate(
                 pc,
@@ -276,13 +277,13 @@ class Reconciler:
                 self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
                 self.caches.namespaces.objects(),  # type: ignore[arg-type]
                 await self._additional_secrets(pc),
-                cache=self._job_caches.setdefault(key, g.JobCache()),
+                cache=jobs,
             )
         except g.InvalidConfig as exc:
             await self._invalid(key, pc, str(exc))
             return
         await self._report_rejected(key, pc, generated.rejected)
-        compressed = g.compress(generated.config)
+        compressed = jobs.compress(generated.config)
         if len(compressed) > self.max_secret_bytes:
             await self._too_large(key, pc, len(compressed))
             return

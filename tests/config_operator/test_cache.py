@@ -69,6 +69,14 @@ def test_cached_output_is_uncached_output_through_changes() -> None:
         ("and fixed again", lambda: world.edit(2, _interval("20s"))),
         ("deselected by its labels", lambda: world.edit(4, lambda o: o["metadata"]["labels"].pop("release"))),
         ("a namespace deselected", lambda: world.namespaces[1]["metadata"]["labels"].pop("monitoring")),
+        (
+            "the selector narrowed",
+            lambda: world.pc["spec"].update(serviceMonitorSelector={"matchLabels": {"team": "team-002"}}),
+        ),
+        (
+            "the namespace selector widened",
+            lambda: world.pc["spec"].update(serviceMonitorNamespaceSelector={}),
+        ),
         ("the global interval changed", lambda: world.pc["spec"].update(scrapeInterval="1m")),
         ("rule files added", lambda: world.pc["spec"].update(ruleFiles=["/etc/rules/*.yaml"])),
     ]
@@ -152,7 +160,7 @@ def test_a_job_is_built_again_when_a_secret_it_read_changes() -> None:
 
     def fragment(*secrets: dict[str, Any]) -> Any:
         lookup = Lookup(secrets)  # type: ignore[arg-type]
-        result = cache.fragment("ServiceMonitor", monitor, ("30s",), lookup, build)
+        result = cache.fragment("ServiceMonitor", ("ns", "m"), monitor, ("30s",), lookup, build)
         assert Reference("Secret", "ns", "auth") in lookup.references  # even from the cache
         cache.sweep()
         return result

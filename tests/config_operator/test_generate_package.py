@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "config_operator" /
 # The layers, lowest first: a module may import only modules before it in this list.
 LAYERS = [
     "common",
+    "deflate",
     "load",
     "emit",
     "lookup",

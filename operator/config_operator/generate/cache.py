@@ -1,11 +1,16 @@
 """Serialized scrape jobs, kept between generations, so one changed monitor re-renders one monitor. No I/O.
 
+Which monitors are selected is remembered the same way, by the monitor's version, the selectors, and
+the labels of its namespace.
+
 A monitor's jobs depend on the monitor (its uid and resourceVersion name its content), on a *context*
 (whatever of the PrometheusConfig the job builder reads: today the global scrape interval), and on
 the Secrets and ConfigMaps the builder reads through the Lookup (their versions are recorded as it
 reads them and checked on every later use). When all three match, the YAML written last time is
 used as is; otherwise the jobs are built and written again. A monitor without a resourceVersion
 (``render``'s input files) is always built afresh.
+
+``compress`` gzips the config the same way, resuming from the part the last config shared with it.
 
 One ``JobCache`` serves one PrometheusConfig (its context differs from another's); ``sweep`` forgets
 the monitors that the last generation did not use, so deleted monitors do not pile up.
@@ -20,9 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from config_operator.generate.common import Reject
+from config_operator.generate.deflate import IncrementalGzip
 from config_operator.generate.emit import Emitter
 from config_operator.generate.lookup import Lookup, Reference
-from config_operator.resources import ConfigMap, ObjectKey, Secret
+from config_operator.resources import ConfigMap, Secret
 
 # Past this many remembered scalars and lines the emitter starts afresh (monitors come and go).
 EMITTER_MEMO_LIMIT = 500_000
@@ -44,6 +50,15 @@ Build = Callable[[Lookup], list[dict[str, Any]]]
 
 
 @dataclass
+class _Selection:
+    version: tuple[str, str]
+    selection: Hashable
+    namespace_labels: Mapping[str, str]
+    selected: bool
+    used: int
+
+
+@dataclass
 class _Entry:
     version: tuple[str, str]
     context: Hashable
@@ -57,7 +72,9 @@ class JobCache:
 
     def __init__(self) -> None:
         self.emitter = Emitter()
-        self._entries: dict[tuple[str, ObjectKey], _Entry] = {}
+        self._gzip = IncrementalGzip()
+        self._entries: dict[tuple[str, str, str], _Entry] = {}
+        self._selections: dict[tuple[str, str, str], _Selection] = {}
         self._round = 0
         self.hits = 0
         self.misses = 0
@@ -65,13 +82,48 @@ class JobCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def selected(
+        self,
+        kind: str,
+        identity: tuple[str, str],
+        monitor: Mapping[str, Any],
+        selection: Hashable,
+        namespace_labels: Mapping[str, str],
+        decide: Callable[[], bool],
+    ) -> bool:
+        """Whether the monitor is selected: ``decide()``, or its last answer when neither the monitor,
+        the ``selection`` (the selectors and the PrometheusConfig's namespace) nor the labels of the
+        monitor's namespace changed."""
+        key = (kind, *identity)
+        version = _monitor_version(monitor)
+        entry = self._selections.get(key)
+        if (
+            entry is not None
+            and version[1]
+            and entry.version == version
+            and entry.selection == selection
+            and entry.namespace_labels == namespace_labels
+        ):
+            entry.used = self._round
+            return entry.selected
+        selected = decide()
+        if version[1]:
+            self._selections[key] = _Selection(version, selection, namespace_labels, selected, self._round)
+        return selected
+
     def fragment(
-        self, kind: str, monitor: Mapping[str, Any], context: Hashable, lookup: Lookup, build: Build
+        self,
+        kind: str,
+        identity: tuple[str, str],
+        monitor: Mapping[str, Any],
+        context: Hashable,
+        lookup: Lookup,
+        build: Build,
     ) -> Fragment:
-        """The monitor's fragment, from the cache when nothing it depends on changed."""
-        key = (kind, ObjectKey.of(monitor))
-        meta = monitor.get("metadata") or {}
-        version = (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
+        """The fragment of ``monitor`` (``identity``: its namespace and name), from the cache when
+        nothing it depends on changed."""
+        key = (kind, *identity)
+        version = _monitor_version(monitor)
         entry = self._entries.get(key)
         if (
             entry is not None
@@ -97,9 +149,14 @@ class JobCache:
             )
         return fragment
 
+    def compress(self, config: bytes) -> bytes:
+        """``compress(config)``, re-compressing only from where it differs from the last config."""
+        return self._gzip.compress(config)
+
     def sweep(self) -> None:
         """Forget the monitors not used since the last sweep; call once per generation."""
         self._entries = {k: e for k, e in self._entries.items() if e.used == self._round}
+        self._selections = {k: e for k, e in self._selections.items() if e.used == self._round}
         self._round += 1
         if self.emitter.memo_size() > EMITTER_MEMO_LIMIT:
             self.emitter = Emitter()
@@ -122,6 +179,11 @@ class _Recording(Lookup):
         found = self._parent.configmap(namespace, name)
         self.used[Reference("ConfigMap", namespace, name)] = _object_version(found)
         return found
+
+
+def _monitor_version(monitor: Mapping[str, Any]) -> tuple[str, str]:
+    meta = monitor.get("metadata") or {}
+    return (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
 
 
 def _version(ref: Reference, lookup: Lookup) -> str:

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from config_operator.generate.additional import additional_scrape_configs
@@ -101,13 +102,17 @@ def generate(
     for kind, monitors, sel_field, ns_sel_field in groups:
         selector = selector_field(spec, sel_field)
         ns_selector = selector_field(spec, ns_sel_field)
-        for monitor in sorted(monitors, key=ObjectKey.of):
-            if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
+        # Everything selects() reads besides the monitor and its namespace's labels.
+        selection = repr((selector, ns_selector, pc_key.namespace))
+        for identity, monitor in sorted(((_identity(m), m) for m in monitors), key=_first):
+            decide = partial(selects, selector, ns_selector, pc_key.namespace, ns_labels, monitor)
+            labels = ns_labels.get(identity[0], _NO_LABELS)
+            if not jobs_cache.selected(kind, identity, monitor, selection, labels, decide):
                 continue
-            fragment = jobs_cache.fragment(kind, monitor, context, lookup, _builder(kind, monitor, context))
+            build = _builder(kind, monitor, context)
+            fragment = jobs_cache.fragment(kind, identity, monitor, context, lookup, build)
             if fragment.rejected is not None:
-                key = ObjectKey.of(monitor)
-                rejected.append(Rejected(kind, key.namespace, key.name, fragment.rejected))
+                rejected.append(Rejected(kind, *identity, fragment.rejected))
                 continue
             counts[kind] += 1
             fragments.append(fragment.yaml)
@@ -130,6 +135,18 @@ def generate(
     )
 
 
+def _first(pair: tuple[tuple[str, str], Any]) -> tuple[str, str]:
+    return pair[0]
+
+
+def _identity(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """ObjectKey.of's (namespace, name), as a tuple: sorting 5,000 of them stays in C."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        meta = {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
 def _builder(kind: str, monitor: Mapping[str, Any], context: tuple[str]) -> Build:
     (global_interval,) = context
 
@@ -139,6 +156,7 @@ def _builder(kind: str, monitor: Mapping[str, Any], context: tuple[str]) -> Buil
     return build
 
 
+_NO_LABELS: Mapping[str, str] = {}
 # Stands for the scrape jobs in ``config`` until _assemble writes their fragments there.
 _FRAGMENTS: Any = object()
 
