@@ -70,12 +70,12 @@ def test_cached_output_is_uncached_output_through_changes() -> None:
         ("deselected by its labels", lambda: world.edit(4, lambda o: o["metadata"]["labels"].pop("release"))),
         ("a namespace deselected", lambda: world.namespaces[1]["metadata"]["labels"].pop("monitoring")),
         (
-            "the selector narrowed",
-            lambda: world.pc["spec"].update(serviceMonitorSelector={"matchLabels": {"team": "team-002"}}),
-        ),
-        (
             "the namespace selector widened",
             lambda: world.pc["spec"].update(serviceMonitorNamespaceSelector={}),
+        ),
+        (
+            "the selector narrowed",
+            lambda: world.pc["spec"].update(serviceMonitorSelector={"matchLabels": {"team": "team-002"}}),
         ),
         ("the global interval changed", lambda: world.pc["spec"].update(scrapeInterval="1m")),
         ("rule files added", lambda: world.pc["spec"].update(ruleFiles=["/etc/rules/*.yaml"])),
