@@ -36,14 +36,23 @@ class _Unusual(Exception):
 class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
-        self._resolved: dict[tuple[str, bool, bool], str] = {}
+        self._resolved: dict[tuple[str, Any], str] = {}
+        if not self.yaml_path_resolvers:
+            # The composer calls these for every node, and without path resolvers they do nothing:
+            # C callables that take the same arguments and do nothing are several times cheaper.
+            self.descend_resolver: Any = {}.get
+            self.ascend_resolver: Any = tuple
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         # Without path resolvers (the safe loader has none) a scalar's tag depends only on its value
-        # and on whether it was plain or quoted.
-        if kind is not ScalarNode or self.yaml_path_resolvers:
+        # and on whether it was plain or quoted, and a collection's is the default one.
+        if self.yaml_path_resolvers:
             return super().resolve(kind, value, implicit)
-        key = (value, bool(implicit[0]), bool(implicit[1]))
+        if kind is MappingNode:
+            return self.DEFAULT_MAPPING_TAG
+        if kind is SequenceNode:
+            return self.DEFAULT_SEQUENCE_TAG
+        key = (value, implicit)
         tag = self._resolved.get(key)
         if tag is None:
             tag = self._resolved[key] = super().resolve(kind, value, implicit)
@@ -82,11 +91,18 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
             busy.add(ident)
             result = {}
             for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
+                # Most keys and values are plain strings: no call for those.
+                if key_node.tag == _STR and type(key_node) is ScalarNode:
+                    key = key_node.value
+                elif key_node.tag == "tag:yaml.org,2002:merge":
                     raise _Unusual
-                key = self._plain(key_node, done, busy)
+                else:
+                    key = self._plain(key_node, done, busy)
                 try:
-                    result[key] = self._plain(value_node, done, busy)
+                    if value_node.tag == _STR and type(value_node) is ScalarNode:
+                        result[key] = value_node.value
+                    else:
+                        result[key] = self._plain(value_node, done, busy)
                 except TypeError:  # an unhashable key: PyYAML's error message
                     raise _Unusual from None
             busy.discard(ident)
