@@ -53,23 +53,25 @@ def _operator_binary() -> str:
     return str(beside)
 
 
-def cold_generate(runs: int = 3) -> tuple[list[float], bytes]:
+def cold_generate(runs: int = 3) -> tuple[list[float], list[float], bytes]:
+    """Wall and CPU seconds of each generation with a fresh cache, and the config."""
     pc, namespaces = fx.prometheus_config(), fx.namespaces(NAMESPACES)
     monitors = fx.service_monitors(MONITORS, NAMESPACES)
-    times, config = [], b""
+    times, cpu, config = [], [], b""
     for _ in range(runs):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         config = generate(pc, monitors, [], namespaces, [], cache=JobCache()).config  # type: ignore[arg-type]
         times.append(time.perf_counter() - started)
-    return times, config
+        cpu.append(time.process_time() - started_cpu)
+    return times, cpu, config
 
 
-def render_process(workdir: Path, runs: int = 3) -> tuple[list[float], int]:
-    """Wall times of ``config-operator render`` and the largest peak RSS (bytes) among the runs."""
+def render_process(workdir: Path, runs: int = 3) -> tuple[list[float], list[float], int]:
+    """Wall and CPU seconds of ``config-operator render`` runs, and their largest peak RSS (bytes)."""
     workdir.mkdir(parents=True, exist_ok=True)
     manifest = workdir / "monitors.yaml"
     manifest.write_text(fx.manifest(MONITORS, NAMESPACES))
-    times, peak = [], 0
+    times, cpu, peak = [], [], 0
     for _ in range(runs):
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -84,7 +86,8 @@ def render_process(workdir: Path, runs: int = 3) -> tuple[list[float], int]:
             raise RuntimeError(f"render exited {proc.returncode}: {proc.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
         peak = max(peak, usage.ru_maxrss * 1024)
-    return times, peak
+        cpu.append(usage.ru_utime + usage.ru_stime)
+    return times, cpu, peak
 
 
 def _rss(pid: int, field: str = "VmRSS") -> int:
@@ -92,6 +95,11 @@ def _rss(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _secret_rv(kube: FakeKube) -> str | None:
@@ -148,6 +156,7 @@ class OperatorRun(NamedTuple):
     rss_bytes: int
     peak_rss_bytes: int
     latencies_s: list[float]
+    cpu_per_change_s: float
     gzipped_bytes: int
     config_bytes: int
 
@@ -165,6 +174,7 @@ async def operator_process(workdir: Path, changes: int) -> OperatorRun:
             first_sync = time.perf_counter() - started
             await asyncio.sleep(2.0)  # status patch and Events done
             rss = _rss(proc.pid)
+            cpu_before = _cpu_s(proc.pid)
             latencies = []
             for i in range(changes):
                 index = (i * 997) % MONITORS  # spread over the config
@@ -182,6 +192,7 @@ async def operator_process(workdir: Path, changes: int) -> OperatorRun:
                     f"config-operator exited {proc.returncode}; see {workdir / 'operator.log'}"
                 )
             peak = _rss(proc.pid, "VmHWM")
+            cpu_per_change = (_cpu_s(proc.pid) - cpu_before) / changes
         secret = kube.get("secrets", fx.PC_NAMESPACE, SECRET)
         gzipped = base64.b64decode(secret["data"][SECRET_KEY])
         expected = generate(
@@ -193,17 +204,21 @@ async def operator_process(workdir: Path, changes: int) -> OperatorRun:
         ).config
         if gzip.decompress(gzipped) != expected:
             raise RuntimeError("the operator's Secret differs from generate() of the final objects")
-        return OperatorRun(first_sync, rss, peak, latencies, len(gzipped), len(expected))
+        return OperatorRun(first_sync, rss, peak, latencies, cpu_per_change, len(gzipped), len(expected))
 
 
 async def operator_rows(workdir: Path, changes: int = 21) -> list[Measure]:
     rows: list[Measure] = []
     scale = f"{MONITORS} ServiceMonitors x2 endpoints, {NAMESPACES} namespaces"
     print(f"bench: operator, cold generate of {scale} ...", file=sys.stderr)
-    times, config = cold_generate()
+    times, cpu, config = cold_generate()
     rows.append(
         Measure(
-            "operator: generate, cold", statistics.median(times) * 1000, "ms", 1000, f"median of {len(times)}"
+            "operator: generate, cold",
+            statistics.median(times) * 1000,
+            "ms",
+            1000,
+            f"median of {len(times)}, CPU {statistics.median(cpu) * 1000:.0f} ms",
         )
     )
     rows.append(
@@ -217,14 +232,15 @@ async def operator_rows(workdir: Path, changes: int = 21) -> list[Measure]:
     )
     print("bench: operator, config-operator render x3 ...", file=sys.stderr)
     try:
-        render_times, render_peak = render_process(workdir)
+        render_times, render_cpu, render_peak = render_process(workdir)
         rows.append(
             Measure(
                 "operator: render",
                 statistics.median(render_times) * 1000,
                 "ms",
                 3000,
-                f"median of {len(render_times)}, peak RSS {render_peak / MiB:.0f} MiB",
+                f"median of {len(render_times)}, CPU {statistics.median(render_cpu) * 1000:.0f} ms,"
+                f" peak RSS {render_peak / MiB:.0f} MiB",
             )
         )
     except (RuntimeError, OSError) as exc:
@@ -243,7 +259,7 @@ async def operator_rows(workdir: Path, changes: int = 21) -> list[Measure]:
             statistics.median(lat) * 1000,
             "ms",
             200,
-            f"n={len(lat)}, max {lat[-1] * 1000:.0f} ms",
+            f"n={len(lat)}, max {lat[-1] * 1000:.0f} ms, operator CPU {run.cpu_per_change_s * 1000:.0f} ms/change",
         ),
         Measure(
             "operator: RSS, monitors cached",

@@ -11,15 +11,15 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from config_operator import __version__
-from config_operator.app import Operator, Settings, default_identity
-from config_operator.client import ConfigError, Kube
-from config_operator.informer import InformerSettings
-from config_operator.leader import LeaderSettings
 from reloader import log as logsetup
+
+if TYPE_CHECKING:
+    from config_operator.app import Settings
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,12 @@ def run(
     log_level: str,
 ) -> None:
     """Run the operator until SIGTERM or SIGINT."""
+    # Imported here: kubernetes_asyncio takes longer to import than `render` takes to run.
+    from config_operator.app import Settings, default_identity
+    from config_operator.client import ConfigError
+    from config_operator.informer import InformerSettings
+    from config_operator.leader import LeaderSettings
+
     logsetup.setup(log_format, log_level)
     # At debug level the generated client logs whole response bodies, and those can be Secrets.
     logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
@@ -144,6 +150,9 @@ def run(
 
 async def _run(settings: Settings, *, kubeconfig: str | None, context: str | None) -> None:
     """Run the operator until a signal sets ``stop``; the signal handler only sets the event."""
+    from config_operator.app import Operator
+    from config_operator.client import Kube
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
