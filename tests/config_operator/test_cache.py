@@ -11,6 +11,7 @@ import yaml
 
 from bench import operator_fixtures as fx
 from config_operator.generate import JobCache, Lookup, Reference, dump_yaml, generate
+from config_operator.generate import cache as cache_module
 from config_operator.generate.common import Reject
 
 NAMESPACES = 4
@@ -200,3 +201,19 @@ def test_no_selected_monitor_gives_an_empty_job_list() -> None:
     config = generate(world.pc, world.monitors, [], world.namespaces, [], cache=JobCache()).config
     assert b"\nscrape_configs: []\n" in config
     assert dump_yaml(yaml.safe_load(config)) == config
+
+
+def test_the_emitters_memory_is_bounded_as_monitors_come_and_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_module, "EMITTER_MEMO_BASE", 100)
+    world, cache = World(3), JobCache()
+    sizes = []
+    for round_ in range(30):
+        # Every round, three monitors that never existed before: new names, new lines to remember.
+        world.monitors = [
+            world._stamp(fx.service_monitor(100 + 3 * round_ + i, NAMESPACES)) for i in range(3)
+        ]
+        cached, uncached = world.both(cache)
+        assert cached == uncached
+        sizes.append(cache.emitter.memo_size())
+    assert max(sizes) <= 100 + cache_module.EMITTER_MEMO_PER_MONITOR * 3 + max(sizes[:1])
+    assert min(sizes[10:]) < max(sizes)  # it was reset along the way

@@ -30,8 +30,10 @@ from config_operator.generate.emit import Emitter
 from config_operator.generate.lookup import Lookup, Reference
 from config_operator.resources import ConfigMap, Secret
 
-# Past this many remembered scalars and lines the emitter starts afresh (monitors come and go).
-EMITTER_MEMO_LIMIT = 500_000
+# The emitter remembers scalars and lines; monitors come and go, so past this many (a generous
+# multiple of what the cached monitors use, about 6 per monitor) it starts afresh.
+EMITTER_MEMO_BASE = 50_000
+EMITTER_MEMO_PER_MONITOR = 20
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ class JobCache:
         self._entries = {k: e for k, e in self._entries.items() if e.used == self._round}
         self._selections = {k: e for k, e in self._selections.items() if e.used == self._round}
         self._round += 1
-        if self.emitter.memo_size() > EMITTER_MEMO_LIMIT:
+        if self.emitter.memo_size() > EMITTER_MEMO_BASE + EMITTER_MEMO_PER_MONITOR * len(self._entries):
             self.emitter = Emitter()
 
 
