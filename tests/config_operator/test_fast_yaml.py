@@ -172,3 +172,18 @@ def test_loader_on_unusual_yaml_is_safe_load(text: str) -> None:
 def test_loader_keeps_aliases_shared_as_safe_load_does() -> None:
     data = load("a: &x [1]\nb: *x\n")
     assert data["a"] is data["b"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_emitter_plain_shortcut_agrees_with_dump_yaml(seed: int) -> None:
+    # The emitter writes strings of [A-Za-z_][A-Za-z0-9_./-]* without asking dump_yaml (unless the
+    # resolver reads them as something else): check that against dump_yaml on many such strings.
+    rng = random.Random(seed)
+    first, rest = "Aaz_YyNnOoTtFf", "az09_./-AZ"
+    words = ["true", "False", "yes", "NO", "on", "Off", "null", "Null", "y", "n", "_", "x.y", "a-", "b/"]
+    strings = [
+        rng.choice(first) + "".join(rng.choice(rest) for _ in range(rng.randint(0, 12))) for _ in range(200)
+    ]
+    strings += words
+    data = {s: [s, {s: s}] for s in strings}
+    assert Emitter().dump(data) == dump_yaml(data)
