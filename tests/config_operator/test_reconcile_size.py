@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
+import string
 
 from config_operator.app import Operator
 from config_operator.generate import SECRET_KEY
@@ -68,3 +70,32 @@ async def test_a_config_over_the_secret_limit_is_a_false_condition(
     )
     config = secret_config(kube, "default", "prometheus-main")
     assert config is not None and b"serviceMonitor/default/web/0" in config
+
+
+async def test_at_the_real_limit_a_huge_monitor_is_refused_and_the_rest_kept(
+    kube: FakeKube, operator: Operator
+) -> None:
+    kube.create(service_monitor("api"))
+    kube.create(prometheus_config("main"))
+    fitting = await eventually(lambda: secret_config(kube, "default", "prometheus-main"), what="a Secret")
+    # 1.5 MB of random letters gzip to more than 1 MiB: no config holding them fits in a Secret.
+    rng = random.Random(0)
+    noise = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(1_500_000))
+    huge = service_monitor("huge")
+    huge["spec"]["endpoints"][0]["relabelings"] = [
+        {"sourceLabels": ["__address__"], "regex": noise, "targetLabel": "noise"}
+    ]
+    kube.create(huge)
+    cond = await eventually(
+        lambda: (c := condition(kube, "default", "main")) and c["reason"] == "ConfigTooLarge" and c,
+        what="Reconciled=False, ConfigTooLarge",
+    )
+    assert cond["status"] == "False"
+    size = int(cond["message"].split(" is ", 1)[1].split(" bytes", 1)[0])
+    assert size > MAX_SECRET_BYTES
+    assert secret_config(kube, "default", "prometheus-main") == fitting
+    kube.delete(SMS, "default", "huge")
+    await eventually(
+        lambda: (c := condition(kube, "default", "main")) and c["status"] == "True",
+        what="Reconciled=True once the huge monitor is gone",
+    )
