@@ -148,6 +148,12 @@ def _identity(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _builder(kind: str, monitor: Mapping[str, Any], context: tuple[str]) -> Build:
+    """How to build the monitor's jobs, from the monitor and ``context`` alone.
+
+    A job builder must read nothing of the PrometheusConfig that is not in ``context`` (or a cached
+    job would outlive a change to it), and Secrets and ConfigMaps only through the ``lookup`` it is
+    given (which records their versions for the cache); it raises Reject for a malformed monitor.
+    """
     (global_interval,) = context
 
     def build(lookup: Lookup) -> list[dict[str, Any]]:
