@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +189,23 @@ def test_emitter_plain_shortcut_agrees_with_dump_yaml(seed: int) -> None:
     strings += words
     data = {s: [s, {s: s}] for s in strings}
     assert Emitter().dump(data) == dump_yaml(data)
+
+
+def test_loader_without_libyaml_is_safe_load_too() -> None:
+    # Where PyYAML was built without libyaml the loader sits on the pure-Python one; a fresh process,
+    # so that hiding CSafeLoader changes nothing for the other tests.
+    script = (
+        "import sys, yaml\n"
+        "del yaml.CSafeLoader\n"
+        "from config_operator.generate.load import _Loader, load_all\n"
+        "assert _Loader.__mro__[1] is yaml.SafeLoader, _Loader.__mro__\n"
+        "for path in sys.argv[1:]:\n"
+        "    text = open(path).read()\n"
+        "    assert load_all(text) == list(yaml.safe_load_all(text)), path\n"
+        "print('ok')\n"
+    )
+    files = [str(ROOT / p) for p in YAML_FILES]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *files], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
