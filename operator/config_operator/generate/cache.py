@@ -132,7 +132,10 @@ class JobCache:
             and version[1]
             and entry.version == version
             and entry.context == context
-            and all(_version(ref, lookup) == seen for ref, seen in entry.dependencies)
+            and (
+                not entry.dependencies
+                or all(_version(ref, lookup) == seen for ref, seen in entry.dependencies)
+            )
         ):
             entry.used = self._round
             self.hits += 1
