@@ -23,7 +23,6 @@ from bench.harness import MiB, reloader_binary
 from bench.init_mode import measure_init_mode
 from bench.latency import LatencyResult, measure_latency
 from bench.memory import measure_memory
-from bench.operator import operator_rows
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -88,6 +87,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Row]:
     if "init" in args.only:
         rows.append(init_row(args, workdir))
     if "operator" in args.only:
+        from bench.operator import operator_rows  # the operator extra, only when measured
+
         rows += [Row(*m) for m in await operator_rows(workdir / "operator")]
     return rows
 
