@@ -24,7 +24,7 @@ _UNIT_NS: Final = {
 }
 MAX_NS: Final = (1 << 63) - 1
 """Go's durations are int64 nanoseconds: about 292 years."""
-# [0-9], not \d: Python's \d takes any Unicode digit, and float() would read "\\u0661s" (Arabic-Indic one) as one second.
+# [0-9], not \d: Python's \d takes any Unicode digit, and float() would read "\u0661s" (Arabic-Indic one) as one second.
 # Longest units first, so that "ms" is not read as "m" followed by junk.
 _PART: Final = re.compile(r"(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))(ns|us|µs|μs|ms|s|m|h)")
 
