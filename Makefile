@@ -33,7 +33,7 @@ unit: $(STAMP)
 
 # The long soak (issue 12): 10,000 random file operations over a few minutes; `make test` runs a short one.
 soak: $(STAMP)
-	SOAK_OPS=10000 SOAK_MAX_PAUSE_MS=30 $(BIN)/pytest tests/reloader/test_soak.py -s -o timeout=1800 $(PYTEST_ARGS)
+	SOAK_OPS=10000 SOAK_MAX_PAUSE_MS=30 $(BIN)/pytest tests/reloader/test_soak.py -s $(PYTEST_ARGS)
 
 demo: $(STAMP) debian-deps
 	$(BIN)/python examples/demo/demo.py

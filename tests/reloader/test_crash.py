@@ -6,7 +6,9 @@ moment and half of the time just after a temporary file appeared (that is, in th
 and restarted each time. After every kill the output is byte for byte the rendering of one of the
 inputs, never partial and never missing; at most one temporary file (the killed write's own) is
 left, because each restart removes its predecessor's; and files that are not ours, including another
-output's temporary files in the same directory, are never touched.
+output's temporary files in the same directory, are never touched. A second reloader writes another
+output into the same directory all along, and is never killed: none of its writes may fail, which
+they would if a restart of the first one removed its temporary file under it.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def kill_when(proc: subprocess.Popen[bytes], out: Path, mid_write: bool) -> None
     proc.wait(timeout=30)
 
 
+@pytest.mark.timeout(600)  # about a minute alone; the machine may be shared with other test runs
 def test_sigkill_at_random_moments_never_leaves_a_partial_output_or_piles_up_temp_files(
     tmp_path: Path, reload_url: str
 ) -> None:
@@ -141,11 +144,22 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_output_or_piles_up_tem
         "--delay-interval=0s",
         "--log-level=error",
     ]
+    neighbour_out = out_dir / "second.yaml"
+    neighbour_log = tmp_path / "neighbour.log"
+    with neighbour_log.open("wb") as logf:
+        neighbour = subprocess.Popen(
+            [*argv[:2], f"--config-envsubst-file={neighbour_out}", *argv[3:-1], "--log-level=info"],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=reloader_env({"POD_NAME": POD}),
+        )
     changer = threading.Thread(target=inputs.loop, daemon=True)
     changer.start()
     log_path = tmp_path / "reloader.log"
     max_left = 0
     kills_with_leftover = 0
+    written_once = False
     try:
         with log_path.open("ab") as logf:
             for i in range(KILLS):
@@ -162,11 +176,12 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_output_or_piles_up_tem
                     if proc.poll() is None:
                         proc.kill()
                         proc.wait()
-                if out.exists():  # missing only before the very first write completed
+                if out.exists():
+                    written_once = True
                     digest = hashlib.sha256(out.read_bytes()).hexdigest()
                     assert inputs.known(digest), f"kill {i}: the output is not one complete rendering"
-                else:
-                    assert i < 5, f"kill {i}: the output is missing"
+                else:  # missing only until the very first write completed
+                    assert not written_once, f"kill {i}: the output is missing"
                 left = own_temps(out)
                 assert len(left) <= 1, f"kill {i}: temporary files pile up: {left}"
                 max_left = max(max_left, len(left))
@@ -182,15 +197,26 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_output_or_piles_up_tem
             check=False,
         )
         assert done.returncode == 0, done
+        final = config.read_bytes().replace(b"$(POD_NAME)", POD.encode())
+        deadline = time.monotonic() + 60
+        while neighbour_out.read_bytes() != final and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert neighbour.poll() is None, "the second reloader died"
     finally:
         inputs.stop.set()
         changer.join()
-    final = config.read_bytes().replace(b"$(POD_NAME)", POD.encode())
+        neighbour.terminate()
+        neighbour.wait(timeout=30)
+    assert neighbour_out.read_bytes() == final
+    neighbour_lines = neighbour_log.read_text().splitlines()
+    assert not [line for line in neighbour_lines if "level=error" in line], neighbour_lines[-5:]
+    writes = sum("config written" in line for line in neighbour_lines)
+    assert writes > KILLS // 4, writes  # it was writing all along
     assert out.read_bytes() == final
     assert own_temps(out) == []
     assert {n: (out_dir / n).read_bytes() for n in foreign} == foreign
-    assert sorted(os.listdir(out_dir)) == sorted([out.name, *foreign])
+    assert sorted(os.listdir(out_dir)) == sorted([out.name, neighbour_out.name, *foreign])
     # Proof that the kills did land inside writes; otherwise this test would prove nothing.
     assert kills_with_leftover >= KILLS // 10, (kills_with_leftover, max_left)
     assert b"Traceback" not in log_path.read_bytes()
-    print(f"{KILLS} kills, {kills_with_leftover} left a temporary file (killed mid-write)")
+    print(f"{KILLS} kills, {kills_with_leftover} mid-write; the second reloader wrote {writes} times")

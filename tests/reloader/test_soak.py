@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 from aiohttp import web
 
 from reloader.app import Options, apply_config
@@ -150,6 +151,7 @@ async def metric(running: Running, name: str) -> float:
     return await running.metric(name) or 0.0
 
 
+@pytest.mark.timeout(max(300, OPS // 10))  # 2,000 ops take about 20 s alone; the machine may be shared
 async def test_soak(tmp_path: Path, spawn: Spawn, aiohttp_server: Any) -> None:
     churn = Churn(tmp_path, seed=random.randrange(1 << 30))
     out = tmp_path / "out" / "prometheus.env.yaml"
