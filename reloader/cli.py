@@ -237,7 +237,7 @@ def _alias_help(flag: str) -> str:
     "--web-config-file",
     type=_PATH,
     default=None,
-    help="TLS and basic auth for that server (Prometheus web-config).",
+    help="TLS, client certificates, headers and basic auth for that server (Prometheus web config).",
 )
 @click.option("--log-format", type=click.Choice(list(logsetup.FORMATS)), default="logfmt", show_default=True)
 @click.option("--log-level", type=click.Choice(list(logsetup.LEVELS)), default="info", show_default=True)
