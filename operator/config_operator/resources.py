@@ -24,9 +24,15 @@ SERVICE_MONITOR_KIND = "ServiceMonitor"
 SERVICE_MONITOR_PLURAL = "servicemonitors"
 POD_MONITOR_KIND = "PodMonitor"
 POD_MONITOR_PLURAL = "podmonitors"
+PROMETHEUS_RULE_KIND = "PrometheusRule"
+PROMETHEUS_RULE_PLURAL = "prometheusrules"
+PROBE_KIND = "Probe"
+PROBE_PLURAL = "probes"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "config-operator"
+# On the rule ConfigMaps: the PrometheusConfig (in the same namespace) they belong to.
+RULEFILES_LABEL = "reloader.dev/prometheusconfig"
 
 
 class OwnerReference(TypedDict, total=False):
@@ -246,6 +252,24 @@ class ConfigMap(TypedDict, total=False):
     metadata: ObjectMeta
     data: dict[str, str]
     binaryData: dict[str, str]
+
+
+class PrometheusRule(TypedDict, total=False):
+    """monitoring.coreos.com/v1 PrometheusRule; spec.groups is read as Prometheus rule groups."""
+
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+    spec: dict[str, Any]
+
+
+class Probe(TypedDict, total=False):
+    """monitoring.coreos.com/v1 Probe (the supported subset is checked where it is read)."""
+
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+    spec: dict[str, Any]
 
 
 # Any of the raw objects, when the kind is only known at run time.

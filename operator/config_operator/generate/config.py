@@ -23,6 +23,7 @@ from config_operator.generate.common import InvalidConfig, Reject, Rejected, dum
 from config_operator.generate.endpoints import monitor_jobs
 from config_operator.generate.globals import global_block, rule_files
 from config_operator.generate.lookup import Lookup, Reference
+from config_operator.generate.rules import RuleFiles, select_rule_files
 from config_operator.generate.selection import selects
 from config_operator.generate.spec import (
     DEFAULT_SCRAPE_INTERVAL,
@@ -36,6 +37,7 @@ from config_operator.resources import (
     ObjectKey,
     PodMonitor,
     PrometheusConfig,
+    PrometheusRule,
     Secret,
     ServiceMonitor,
     labels_of,
@@ -56,6 +58,9 @@ class Generated:
     """Selected monitors that were skipped: ServiceMonitors, then PodMonitors, each by namespace/name."""
     references: frozenset[Reference] = frozenset()
     """Every Secret and ConfigMap generation asked for: what the reconciler must watch."""
+    rules: RuleFiles | None = None
+    """The selected PrometheusRules' rule files and ConfigMaps; None when spec.ruleSelector is nil (no
+    rule ConfigMaps at all: stale ones go)."""
 
 
 def generate(
@@ -66,6 +71,7 @@ def generate(
     secrets: Sequence[Secret],
     *,
     configmaps: Sequence[ConfigMap] = (),
+    prometheus_rules: Sequence[PrometheusRule] = (),
 ) -> Generated:
     """The prometheus.yaml for ``pc``; raises InvalidConfig when ``pc`` itself is malformed.
 
@@ -82,6 +88,9 @@ def generate(
     config: dict[str, Any] = {"global": global_block(spec, global_interval)}
     if spec.get("ruleFiles") is not None:
         config["rule_files"] = rule_files(spec["ruleFiles"])
+    rules = _rules(spec, pc_key, prometheus_rules, ns_labels)
+    if rules is not None:
+        config["rule_files"] = [*config.get("rule_files", []), *rules.rule_files]
     alerting = alerting_section(spec["alerting"]) if spec.get("alerting") is not None else None
 
     scrape_configs: list[dict[str, Any]] = []
@@ -117,6 +126,22 @@ def generate(
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
+        rules=rules,
+    )
+
+
+def _rules(
+    spec: Mapping[str, Any],
+    pc_key: ObjectKey,
+    prometheus_rules: Sequence[PrometheusRule],
+    ns_labels: Mapping[str, Mapping[str, str]],
+) -> RuleFiles | None:
+    selector = selector_field(spec, "ruleSelector")
+    ns_selector = selector_field(spec, "ruleNamespaceSelector")
+    if selector is None:  # as prometheus-operator: no rule files at all, not even empty ones
+        return None
+    return select_rule_files(
+        pc_key.namespace, pc_key.name, selector, ns_selector, prometheus_rules, ns_labels
     )
 
 
