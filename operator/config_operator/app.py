@@ -2,7 +2,8 @@
 
 ::
 
-    informers (PrometheusConfigs, ServiceMonitors, PodMonitors per namespace; Namespaces)
+    informers (PrometheusConfigs, ServiceMonitors, PodMonitors, PrometheusRules, Probes and the rule
+               ConfigMaps per namespace; Namespaces)
         -> stores (read by reconcile)        -> handlers -> WorkQueue[ObjectKey]
     workers (only on the leader, only once every cache has synced) -> Reconciler -> Secret, status, Events
     resync: every PrometheusConfig again, every --resync-interval
@@ -25,6 +26,7 @@ from config_operator import generate as g
 from config_operator.client import (
     NAMESPACES,
     POD_MONITORS,
+    PROBES,
     PROMETHEUS_CONFIGS,
     PROMETHEUS_RULES,
     RULE_CONFIGMAPS,
@@ -131,6 +133,7 @@ class Operator:
                     self._monitor_handler(PROMETHEUS_RULES),
                 )
             )
+            informers.append(informer(PROBES, self.caches.probes, namespace, self._monitor_handler(PROBES)))
             informers.append(
                 informer(RULE_CONFIGMAPS, self.caches.rule_config_maps, namespace, self._on_rule_config_map)
             )

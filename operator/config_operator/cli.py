@@ -205,22 +205,12 @@ def render(files: Sequence[str], name: str | None, rules_dir: str | None) -> Non
         sys.exit(1)
     for warning in rendered.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if rendered.rules is not None:
-        files_count, cms = len(rendered.rules.files), len(rendered.rules.config_maps)
-        if rules_dir is None:
-            click.echo(
-                f"note: {files_count} rule file(s) in {cms} ConfigMap(s); --rules-dir DIR writes them",
-                err=True,
-            )
-        else:
-            try:
-                write_rule_files(rendered.rules, rules_dir)
-            except OSError as exc:
-                click.echo(
-                    f"config-operator render: --rules-dir {rules_dir}: {exc.strerror or exc}", err=True
-                )
-                sys.exit(1)
-            click.echo(f"wrote {files_count} rule file(s) in {cms} ConfigMap(s) under {rules_dir}", err=True)
+    if rendered.rules is not None and rules_dir is not None:
+        try:
+            write_rule_files(rendered.rules, rules_dir)
+        except OSError as exc:
+            click.echo(f"config-operator render: --rules-dir {rules_dir}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
     click.echo(rendered.text, nl=not rendered.text.endswith("\n") and bool(rendered.text))
 
 

@@ -78,6 +78,7 @@ class Caches:
     pod_monitors: Store
     namespaces: Store
     prometheus_rules: Store = field(default_factory=Store)
+    probes: Store = field(default_factory=Store)
     rule_config_maps: Store = field(default_factory=Store)
     """Only the rule ConfigMaps the operator wrote (a label selector)."""
 

@@ -64,6 +64,8 @@ def test_the_examples_have_what_the_issue_asks_for() -> None:
         "prometheusconfigs.reloader.dev",
         "servicemonitors.monitoring.coreos.com",
         "podmonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+        "probes.monitoring.coreos.com",
     }
 
 
@@ -74,7 +76,7 @@ def test_manifest_validates_against_kubernetes_schemas(doc: m.Doc) -> None:
 
 def test_the_kubernetes_schemas_catch_a_broken_manifest() -> None:
     """The validation above can fail: a misspelled field and a wrong type are refused."""
-    (sts,) = [d.body for d in BUILTIN if d.kind == "StatefulSet"]
+    sts = next(d.body for d in BUILTIN if d.kind == "StatefulSet")
     misspelled = copy.deepcopy(sts)
     misspelled["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -91,7 +93,7 @@ def test_custom_resource_validates_against_its_crd(doc: m.Doc) -> None:
 
 
 def test_every_custom_kind_of_ours_has_its_crd_here() -> None:
-    assert {d.kind for d in CUSTOM} == {"PrometheusConfig", "ServiceMonitor", "PodMonitor"}
+    assert {d.kind for d in CUSTOM} == {"PrometheusConfig", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
     assert [(d.body["apiVersion"], d.kind) for d in FOREIGN] == [("monitoring.coreos.com/v1", "Prometheus")]
 
 
@@ -269,7 +271,10 @@ def test_sidecar_statefulset_runs_config_reloader_like_prometheus_operator() -> 
     assert mounts["prometheus-rulefiles-0"] == "/etc/prometheus/rules/prometheus-rulefiles-0"
 
 
-@pytest.mark.parametrize(("folder", "kind"), [(SIDECAR, "StatefulSet"), (OPERATOR, "Deployment")])
+@pytest.mark.parametrize(
+    ("folder", "kind"),
+    [(SIDECAR, "StatefulSet"), (OPERATOR, "Deployment"), (OPERATOR / "prometheus", "StatefulSet")],
+)
 def test_every_container_is_locked_down(folder: Path, kind: str) -> None:
     pod = _one(folder, kind)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -394,11 +399,24 @@ def test_operator_samples_render_to_a_config_promtool_accepts(tmp_path: Path) ->
     accepted, and the result passes promtool (after the file_sd swap: Debian's build has no Kubernetes
     discovery)."""
     samples = OPERATOR / "samples"
-    files = ["prometheusconfig.yaml", "servicemonitor.yaml", "podmonitor.yaml", "namespace.yaml"]
+    files = [
+        "prometheusconfig.yaml",
+        "servicemonitor.yaml",
+        "podmonitor.yaml",
+        "namespace.yaml",
+        "prometheusrule.yaml",
+    ]
     header = (samples / "prometheusconfig.yaml").read_text()
     assert all(f"-f {name}" in header for name in files)
+    assert "--rules-dir rules" in header
+    rules_dir = tmp_path / "rules"
     done = subprocess.run(
-        [str(BIN.parent / "config-operator"), "render", *(a for name in files for a in ("-f", name))],
+        [
+            str(BIN.parent / "config-operator"),
+            "render",
+            *(a for name in files for a in ("-f", name)),
+            f"--rules-dir={rules_dir}",
+        ],
         cwd=samples,
         capture_output=True,
         text=True,
@@ -411,8 +429,47 @@ def test_operator_samples_render_to_a_config_promtool_accepts(tmp_path: Path) ->
         "serviceMonitor/shop/checkout/0",
         "podMonitor/monitoring/batch-workers/0",
     ]
+    assert config["rule_files"] == ["/etc/prometheus/rules/prometheus-main-rulefiles-0/*.yaml"]
+    (rule_file,) = (rules_dir / "prometheus-main-rulefiles-0").iterdir()
+    assert rule_file.name.startswith("monitoring-checkout-rules-")
     swapped = tmp_path / "prometheus.yaml"
-    swapped.write_text(filesd.to_file_sd(done.stdout, tmp_path / "targets"))
+    # The rule files where --rules-dir put them, so that promtool checks them too.
+    text = done.stdout.replace("/etc/prometheus/rules/", f"{rules_dir}/")
+    swapped.write_text(filesd.to_file_sd(text, tmp_path / "targets"))
     promtool = procs.require_binary(procs.PROMTOOL)
     checked = subprocess.run([promtool, "check", "config", str(swapped)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 2 rules found" in checked.stdout + checked.stderr
+
+
+def test_operator_prometheus_mounts_and_watches_the_rule_configmaps() -> None:
+    """The example Prometheus mounts each rule ConfigMap the sample PrometheusConfig gets where its
+    rule_files look, and its config-reloader watches each of those directories."""
+    from config_operator.render import render_files
+
+    samples = OPERATOR / "samples"
+    rendered = render_files(
+        [str(samples / f) for f in ("prometheusconfig.yaml", "namespace.yaml", "prometheusrule.yaml")]
+    )
+    assert rendered.rules is not None
+    pod = _one(OPERATOR / "prometheus", "StatefulSet")["spec"]["template"]["spec"]
+    containers = _containers(pod)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == "prometheus-main"
+    mounted = {
+        v["configMap"]["name"]: v["name"]
+        for v in pod["volumes"]
+        if "configMap" in v and v["configMap"]["optional"]
+    }
+    wanted = [cm.name for cm in rendered.rules.config_maps]
+    # Every ConfigMap the operator writes now, and room for the rules to grow.
+    assert set(wanted) < set(mounted)
+    for entry in yaml.safe_load(rendered.text)["rule_files"]:
+        directory = entry.removesuffix("/*.yaml")
+        cm = directory.rsplit("/", 1)[1]
+        for name in ("prometheus", "config-reloader", "init-config-reloader"):
+            mounts = {m["name"]: m["mountPath"] for m in containers[name]["volumeMounts"]}
+            assert mounts[mounted[cm]] == directory, name
+    for cm in mounted:
+        for name in ("config-reloader", "init-config-reloader"):
+            assert f"--watched-dir=/etc/prometheus/rules/{cm}" in containers[name]["args"], name
