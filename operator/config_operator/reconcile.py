@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 from config_operator import generate as g
 from config_operator import rulefiles
 from config_operator.client import ApiError
+from config_operator.generate.alerting import secret_names as alerting_secret_names
 from config_operator.generate.rules import RuleFiles
 from config_operator.informer import Store
 from config_operator.metrics import OperatorMetrics
@@ -341,13 +342,21 @@ class Reconciler:
         self._reported.setdefault(key, _Reported()).invalid = None
 
     async def _additional_secrets(self, pc: PrometheusConfig) -> list[Secret]:
-        """The Secret that spec.additionalScrapeConfigs names, if it exists (generate() reports a missing one)."""
+        """The Secrets that spec.additionalScrapeConfigs and the alerting fields name, those that exist
+        (generate() reports a missing one)."""
         spec: Any = pc.get("spec") or {}
-        ref = spec.get("additionalScrapeConfigs") if isinstance(spec, dict) else None
-        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str) or not ref["name"]:
+        if not isinstance(spec, dict):
             return []
-        secret = await self.kube.get_secret(ObjectKey.of(pc).namespace, ref["name"])
-        return [secret] if secret is not None else []
+        ref = spec.get("additionalScrapeConfigs")
+        names = alerting_secret_names(spec)
+        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            names.add(ref["name"])
+        found = []
+        for name in sorted(n for n in names if n):
+            secret = await self.kube.get_secret(ObjectKey.of(pc).namespace, name)
+            if secret is not None:
+                found.append(secret)
+        return found
 
     async def _invalid(self, key: ObjectKey, pc: PrometheusConfig, message: str) -> None:
         """A malformed PrometheusConfig: Reconciled=False and a Warning; the last good Secret stays."""

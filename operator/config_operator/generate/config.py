@@ -91,7 +91,7 @@ def generate(
     rules = _rules(spec, pc_key, prometheus_rules, ns_labels)
     if rules is not None:
         config["rule_files"] = [*config.get("rule_files", []), *rules.rule_files]
-    alerting = alerting_section(spec["alerting"]) if spec.get("alerting") is not None else None
+    alerting = alerting_section(spec, pc_key.namespace, lookup)
 
     scrape_configs: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
