@@ -282,6 +282,7 @@ class Reconciler:
                 self.caches.namespaces.objects(),  # type: ignore[arg-type]
                 await self._additional_secrets(pc),
                 prometheus_rules=self.caches.prometheus_rules.objects(),  # type: ignore[arg-type]
+                probes=self.caches.probes.objects(),  # type: ignore[arg-type]
             )
         except g.InvalidConfig as exc:
             await self._invalid(key, pc, str(exc))
@@ -323,6 +324,8 @@ class Reconciler:
         message = (
             f"{generated.service_monitors} ServiceMonitors, {generated.pod_monitors} PodMonitors selected"
         )
+        if generated.probes:
+            message += f", {generated.probes} Probes"
         if generated.rejected:
             message += f", {len(generated.rejected)} rejected"
         if generated.rules is not None:

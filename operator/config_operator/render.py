@@ -67,6 +67,7 @@ def render_files(paths: Sequence[str], *, name: str | None = None) -> Rendered:
             objects.by_kind["Namespace"],  # type: ignore[arg-type]
             objects.by_kind["Secret"],  # type: ignore[arg-type]
             prometheus_rules=objects.by_kind["PrometheusRule"],  # type: ignore[arg-type]
+            probes=objects.by_kind["Probe"],  # type: ignore[arg-type]
         )
     except InvalidConfig as exc:
         raise RenderError(f"PrometheusConfig {ObjectKey.of(pc)}: {exc}") from None

@@ -211,6 +211,24 @@ def test_monitor_crd_covers_the_subset_the_operator_reads(
     assert set(spec[endpoints]["items"]["properties"]) == ENDPOINT_FIELDS
 
 
+def test_probe_and_prometheusrule_crds_cover_what_the_operator_reads() -> None:
+    from config_operator.generate.probes import PROBE_FIELDS, PROBER_FIELDS
+    from config_operator.generate.rules import GROUP_FIELDS, RULE_FIELDS
+
+    def spec_of(name: str) -> dict[str, Any]:
+        (crd,) = [d.body for d in CRD_DOCS if d.body["metadata"]["name"] == name]
+        (version,) = crd["spec"]["versions"]
+        return dict(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+
+    probe = spec_of("probes.monitoring.coreos.com")
+    assert set(probe["properties"]) == PROBE_FIELDS
+    assert set(probe["properties"]["prober"]["properties"]) == PROBER_FIELDS
+    assert probe["properties"]["prober"]["properties"]["path"]["default"] == "/probe"
+    group = spec_of("prometheusrules.monitoring.coreos.com")["properties"]["groups"]["items"]
+    assert set(group["properties"]) == GROUP_FIELDS
+    assert set(group["properties"]["rules"]["items"]["properties"]) == RULE_FIELDS
+
+
 # --- the sidecar example ---------------------------------------------------------------------------
 
 # What prometheus-operator passes to prometheus-config-reloader (the rule dir name aside).

@@ -23,6 +23,7 @@ from config_operator.generate.common import InvalidConfig, Reject, Rejected, dum
 from config_operator.generate.endpoints import monitor_jobs
 from config_operator.generate.globals import global_block, rule_files
 from config_operator.generate.lookup import Lookup, Reference
+from config_operator.generate.probes import probe_jobs
 from config_operator.generate.rules import RuleFiles, select_rule_files
 from config_operator.generate.selection import selects
 from config_operator.generate.spec import (
@@ -36,6 +37,7 @@ from config_operator.resources import (
     Namespace,
     ObjectKey,
     PodMonitor,
+    Probe,
     PrometheusConfig,
     PrometheusRule,
     Secret,
@@ -58,6 +60,8 @@ class Generated:
     """Selected monitors that were skipped: ServiceMonitors, then PodMonitors, each by namespace/name."""
     references: frozenset[Reference] = frozenset()
     """Every Secret and ConfigMap generation asked for: what the reconciler must watch."""
+    probes: int = 0
+    """Probes selected and accepted (rejected ones are in ``rejected``, after the PodMonitors)."""
     rules: RuleFiles | None = None
     """The selected PrometheusRules' rule files and ConfigMaps; None when spec.ruleSelector is nil (no
     rule ConfigMaps at all: stale ones go)."""
@@ -72,6 +76,7 @@ def generate(
     *,
     configmaps: Sequence[ConfigMap] = (),
     prometheus_rules: Sequence[PrometheusRule] = (),
+    probes: Sequence[Probe] = (),
 ) -> Generated:
     """The prometheus.yaml for ``pc``; raises InvalidConfig when ``pc`` itself is malformed.
 
@@ -95,10 +100,11 @@ def generate(
 
     scrape_configs: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
-    counts = {"ServiceMonitor": 0, "PodMonitor": 0}
+    counts = {"ServiceMonitor": 0, "PodMonitor": 0, "Probe": 0}
     groups: tuple[tuple[str, Sequence[Any], str, str], ...] = (
         ("ServiceMonitor", service_monitors, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
         ("PodMonitor", pod_monitors, "podMonitorSelector", "podMonitorNamespaceSelector"),
+        ("Probe", probes, "probeSelector", "probeNamespaceSelector"),
     )
     for kind, monitors, sel_field, ns_sel_field in groups:
         selector = selector_field(spec, sel_field)
@@ -108,7 +114,10 @@ def generate(
             if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
                 continue
             try:
-                jobs = monitor_jobs(kind, monitor, global_interval)
+                if kind == "Probe":
+                    jobs = probe_jobs(monitor, global_interval)
+                else:
+                    jobs = monitor_jobs(kind, monitor, global_interval)
             except Reject as exc:
                 rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
                 continue
@@ -126,6 +135,7 @@ def generate(
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
+        probes=counts["Probe"],
         rules=rules,
     )
 
