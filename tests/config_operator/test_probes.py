@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from config_operator.generate import generate
+from config_operator.app import Operator
+from config_operator.generate import generate, may_select
 from config_operator.generate.probes import probe_jobs
+from tests.config_operator.conftest import namespace, prometheus_config
+from tests.fakekube import FakeKube
 from tests.support.filesd import target_file, to_file_sd
+from tests.support.operator_run import secret_config
+from tests.support.polling import eventually
 from tests.support.procs import PROMTOOL, require_binary
 
 TMP_JOB = {"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"}
@@ -272,3 +277,35 @@ def test_promtool_accepts_probe_jobs(tmp_path: Path) -> None:
         [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_may_select_knows_rules_and_probes() -> None:
+    config = pc(probeSelector={"matchLabels": {"team": "x"}}, ruleSelector={}, ruleNamespaceSelector={})
+    assert may_select(config, PROBES[0], [], kind="Probe")
+    assert not may_select(config, PROBES[1], [], kind="Probe")
+    assert not may_select(config, PROBES[2], [], kind="Probe")  # another namespace: none selected there
+    rule = {"metadata": {"name": "r", "namespace": "other"}}
+    assert may_select(config, rule, [], kind="PrometheusRule")
+    assert not may_select(pc(), rule, [], kind="PrometheusRule")  # no ruleSelector
+    # A namespace's labels matter once a rule or probe namespace selector is set.
+    ns = {"metadata": {"name": "other"}}
+    assert may_select(pc(ruleNamespaceSelector={}), ns, [], kind="Namespace")
+    assert may_select(pc(probeNamespaceSelector={}), ns, [], kind="Namespace")
+    assert not may_select(pc(), ns, [], kind="Namespace")
+
+
+async def test_probes_in_the_cluster_follow_their_namespace(kube: FakeKube, operator: Operator) -> None:
+    kube.create(namespace("web", probes="on"))
+    kube.create(
+        prometheus_config("main", probeSelector={}, probeNamespaceSelector={"matchLabels": {"probes": "on"}})
+    )
+    kube.create(probe("sites", ns="web", targets=STATIC))
+
+    def config() -> str:
+        return (secret_config(kube, "default", "prometheus-main") or b"").decode()
+
+    await eventually(lambda: "job_name: probe/web/sites" in config(), what="the probe job")
+    web = kube.get("namespaces", "", "web")
+    web["metadata"]["labels"]["probes"] = "off"
+    kube.update(web)
+    await eventually(lambda: config() and "probe/web/sites" not in config(), what="the probe job to go")

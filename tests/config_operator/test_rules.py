@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from config_operator.cli import cli
 from config_operator.generate import InvalidConfig, generate
 from config_operator.generate.rules import (
     MAX_CONFIGMAP_DATA_BYTES,
@@ -444,3 +446,33 @@ def test_rule_files_are_deterministic_and_read_like_the_rule() -> None:
     assert text == rule_file(rule("r", [{"name": "g", "rules": [dict(reversed(list(multi.items())))]}]))
     assert "    expr: |\n      sum(up)\n        > 0\n" in text
     assert "description: |-\n        two\n        lines\n" in text
+
+
+# --- render --rules-dir ---------------------------------------------------------------------------
+
+
+def test_render_writes_the_rule_files_where_rule_files_points(tmp_path: Path) -> None:
+    manifests = tmp_path / "in.yaml"
+    manifests.write_text(
+        yaml.safe_dump_all([pc({"ruleSelector": {}}), rule("api", GROUP), rule("bad", [{"rules": [ALERT]}])])
+    )
+    out = tmp_path / "rules"
+    result = CliRunner().invoke(cli, ["render", "-f", str(manifests), "--rules-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load(result.stdout)
+    (entry,) = config["rule_files"]
+    # The glob, with --rules-dir in place of the directory a pod mounts them under, finds the files.
+    found = sorted(out.glob(entry.removeprefix("/etc/prometheus/rules/")))
+    assert [p.name for p in found] == ["monitoring-api-uid-api.yaml"]
+    assert yaml.safe_load(found[0].read_text()) == {"groups": GROUP}
+    assert "skipped PrometheusRule monitoring/bad: spec.groups[0].name" in result.stderr
+
+
+def test_render_says_when_the_rules_dir_cannot_be_written(tmp_path: Path) -> None:
+    manifests = tmp_path / "in.yaml"
+    manifests.write_text(yaml.safe_dump_all([pc({"ruleSelector": {}}), rule("api", GROUP)]))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli, ["render", "-f", str(manifests), "--rules-dir", str(blocker / "sub")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"config-operator render: --rules-dir {blocker / 'sub'}:")
