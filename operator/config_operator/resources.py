@@ -160,13 +160,23 @@ class SecretKeySelector(TypedDict, total=False):
 
 class AlertmanagerEndpoint(TypedDict, total=False):
     """spec.alerting.alertmanagers[]: ``static`` host:port list (with scheme, pathPrefix, apiVersion,
-    timeout), or any other keys, passed through verbatim as a Prometheus alertmanager_config."""
+    timeout), or a Prometheus resource's entry: a Service by namespace, name and port (and the rest)."""
 
     static: list[str]
+    namespace: str
+    name: str
+    port: str | int
     scheme: str
     pathPrefix: str
     apiVersion: str
     timeout: str
+    enableHttp2: bool
+    tlsConfig: dict[str, Any]
+    bearerTokenFile: str
+    basicAuth: dict[str, SecretKeySelector]
+    authorization: dict[str, Any]
+    relabelings: list[RelabelConfig]
+    alertRelabelings: list[RelabelConfig]
 
 
 class AlertingSpec(TypedDict, total=False):
@@ -202,6 +212,13 @@ class PrometheusConfigSpec(TypedDict, total=False):
     additionalScrapeConfigs: SecretKeySelector
     secretName: str
     paused: bool
+    ruleSelector: LabelSelector
+    ruleNamespaceSelector: LabelSelector
+    probeSelector: LabelSelector
+    probeNamespaceSelector: LabelSelector
+    serviceDiscoveryRole: Literal["Endpoints", "EndpointSlice"]
+    additionalAlertRelabelConfigs: SecretKeySelector
+    additionalAlertManagerConfigs: SecretKeySelector
 
 
 class PrometheusConfigStatus(TypedDict, total=False):
