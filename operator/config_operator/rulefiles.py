@@ -8,7 +8,8 @@ differs, so a resync leaves the ConfigMaps (and the pods' rule directories) alon
 
 ``Writer`` does the calls, in prometheus-operator's order: creates and replaces before the Secret is
 written, deletions after it, so Prometheus never loses rules in between. A 409 (the cache lagged
-behind a change) goes back to the queue, whose retry sees a fresher cache; a 404 on delete means done.
+behind a change) on a replace goes back to the queue, whose retry sees a fresher cache; a 409 on a
+create takes the name over; a 404 on delete means done.
 """
 
 from __future__ import annotations
@@ -136,8 +137,17 @@ class Writer:
         """Create and replace; the names written (raises ApiError, 409 included, for the queue)."""
         written = []
         for body in todo.create:
-            await self.kube.create_config_map(namespace, body)
-            written.append(ObjectKey.of(body).name)
+            name = ObjectKey.of(body).name
+            try:
+                await self.kube.create_config_map(namespace, body)
+            except ApiError as exc:
+                if not exc.conflict:
+                    raise
+                # That name exists but is not in our (label-selected) cache: made by hand, or by us a
+                # moment ago. The name is this PrometheusConfig's by convention, so take it over
+                # (a replace without resourceVersion is unconditional).
+                await self.kube.replace_config_map(namespace, name, body)
+            written.append(name)
         for body in todo.replace:
             name = ObjectKey.of(body).name
             await self.kube.replace_config_map(namespace, name, body)

@@ -252,3 +252,26 @@ async def test_an_invalid_rule_gets_invalid_configuration_and_the_others_go_on(
         what="the status to count the rejected rule",
     )
     assert "1 PrometheusRules in 1 ConfigMaps, 1 rejected" in status["conditions"][0]["message"]
+
+
+async def test_a_configmap_of_that_name_made_by_hand_is_taken_over(
+    kube: FakeKube, operator: Operator
+) -> None:
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "prometheus-main-rulefiles-0", "namespace": "default"},
+            "data": {"hand-made.yaml": "groups: []\n"},
+        }
+    )
+    pr = kube.create(prometheus_rule("api"))
+    kube.create(prometheus_config("main", ruleSelector={}))
+    file_name = f"default-api-{pr['metadata']['uid']}.yaml"
+    await eventually(
+        lambda: list(rule_configmaps(kube).get("prometheus-main-rulefiles-0", {})) == [file_name],
+        what="the hand-made ConfigMap to hold the rule",
+    )
+    cm = kube.get("configmaps", "default", "prometheus-main-rulefiles-0")
+    assert cm["metadata"]["labels"] == LABELS
+    assert [o["kind"] for o in cm["metadata"]["ownerReferences"]] == ["PrometheusConfig"]
