@@ -93,7 +93,13 @@ def test_custom_resource_validates_against_its_crd(doc: m.Doc) -> None:
 
 
 def test_every_custom_kind_of_ours_has_its_crd_here() -> None:
-    assert {d.kind for d in CUSTOM} == {"PrometheusConfig", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    assert {d.kind for d in CUSTOM} == {
+        "PrometheusConfig",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "Probe",
+    }
     assert [(d.body["apiVersion"], d.kind) for d in FOREIGN] == [("monitoring.coreos.com/v1", "Prometheus")]
 
 
@@ -155,6 +161,19 @@ BAD = [
     ("PodMonitor", "spec.podMetricsEndpoints.0.honorLabels", "no", "honorLabels"),
     ("PodMonitor", "spec.podMetricsEndpoints.0.relabelings.0.sourceLabels", ["bad-label"], "sourceLabels"),
     ("PodMonitor", "apiVersion", "monitoring.coreos.com/v2", "no CRD serves"),
+    ("PrometheusRule", "spec.groups.0.name", None, "'name' is a required property"),
+    ("PrometheusRule", "spec.groups.0.rules.0.for", "5 minutes", "spec.groups.0.rules.0.for"),
+    ("PrometheusRule", "spec.groups.0.rules.1.expr", None, "'expr' is a required property"),
+    ("Probe", "spec.prober.url", None, "'url' is a required property"),
+    ("Probe", "spec.prober.scheme", "ftp", "ftp"),
+    (
+        "Probe",
+        "spec.targets.staticConfig.static",
+        "https://one.example.com",
+        "spec.targets.staticConfig.static",
+    ),
+    ("PrometheusConfig", "spec.serviceDiscoveryRole", "Pods", "Pods"),
+    ("PrometheusConfig", "spec.alerting.alertmanagers.0.timeout", "soon", "timeout"),
 ]
 
 
@@ -423,6 +442,7 @@ def test_operator_samples_render_to_a_config_promtool_accepts(tmp_path: Path) ->
         "podmonitor.yaml",
         "namespace.yaml",
         "prometheusrule.yaml",
+        "probe.yaml",
     ]
     header = (samples / "prometheusconfig.yaml").read_text()
     assert all(f"-f {name}" in header for name in files)
@@ -446,6 +466,7 @@ def test_operator_samples_render_to_a_config_promtool_accepts(tmp_path: Path) ->
     assert [job["job_name"] for job in config["scrape_configs"]] == [
         "serviceMonitor/shop/checkout/0",
         "podMonitor/monitoring/batch-workers/0",
+        "probe/monitoring/websites",
     ]
     assert config["rule_files"] == ["/etc/prometheus/rules/prometheus-main-rulefiles-0/*.yaml"]
     (rule_file,) = (rules_dir / "prometheus-main-rulefiles-0").iterdir()
