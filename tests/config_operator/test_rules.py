@@ -154,6 +154,9 @@ def test_promtool_refuses_what_the_python_checks_refuse(tmp_path: Path) -> None:
             [{"name": "g", "rules": [{"alert": "A", "record": "b", "expr": "up"}]}],
             [{"name": "g", "rules": [{"alert": "A", "expr": "up", "labels": {"bad-label": "x"}}]}],
             [{"name": "g", "rules": [ALERT]}, {"name": "g", "rules": [ALERT]}],
+            [{"name": "g", "rules": [{**ALERT, "expr": "sum(rate(x[5m])"}]}],
+            [{"name": "g", "rules": [{**ALERT, "expr": 'up{job="a}'}]}],
+            [{"name": "g", "rules": [{**ALERT, "annotations": {"summary": "{{ $labels.job }"}}]}],
         ]
     ):
         with pytest.raises(ValueError):
@@ -384,6 +387,22 @@ BAD = [
         "invalid annotation name",
     ),
     (
+        "unclosed paren",
+        {"groups": [{"name": "g", "rules": [{**ALERT, "expr": "sum(rate(x[5m])"}]}]},
+        "expr: unclosed '('",
+    ),
+    ("stray bracket", {"groups": [{"name": "g", "rules": [{**ALERT, "expr": "up]"}]}]}, "unexpected ']'"),
+    (
+        "unterminated string",
+        {"groups": [{"name": "g", "rules": [{**ALERT, "expr": 'up{job="a}'}]}]},
+        "unterminated string",
+    ),
+    (
+        "broken template",
+        {"groups": [{"name": "g", "rules": [{**ALERT, "annotations": {"summary": "{{ $labels.job }"}}]}]},
+        "annotations[summary]: unbalanced",
+    ),
+    (
         "unknown rule field",
         {"groups": [{"name": "g", "rules": [{**ALERT, "severity": "x"}]}]},
         "unknown field(s): severity",
@@ -438,6 +457,18 @@ def test_what_prometheus_does_not_read_is_left_out_and_empty_durations_dropped()
             }
         ]
     }
+
+
+def test_the_lexical_check_lets_real_promql_through() -> None:
+    for expr in [
+        'sum by (job) (rate(http_requests_total{code=~"5..", path!="/a(b"}[5m])) > 0',
+        "label_replace(up, 'dst', '$1', 'src', '(.*)]')",
+        "up # a comment with an unbalanced ( bracket\n  > 0",
+        'count(x{a="say \\"hi\\" ("})',
+        "`raw ( string`",
+        1,
+    ]:
+        rule_file(rule("ok", [{"name": "g", "rules": [{**ALERT, "expr": expr}]}]))
 
 
 def test_rule_files_are_deterministic_and_read_like_the_rule() -> None:

@@ -209,10 +209,18 @@ def _rule(where: str, rule: Any) -> dict[str, Any]:
     expr = rule.get("expr")
     if isinstance(expr, bool) or not isinstance(expr, (str, int)) or str(expr).strip() == "":
         raise ValueError(f"{where}: field 'expr' must be set")
+    if isinstance(expr, str):
+        problem = _unbalanced(expr)
+        if problem:
+            raise ValueError(f"{where}.expr: {problem}")
     out: dict[str, Any] = {}
     if alert:
         out["alert"] = alert
     annotations = _string_map(f"{where}.annotations", rule.get("annotations"), "annotation name")
+    for field, texts in (("labels", rule.get("labels") or {}), ("annotations", annotations)):
+        for name, text in texts.items() if isinstance(texts, Mapping) else ():
+            if isinstance(text, str) and text.count("{{") != text.count("}}"):
+                raise ValueError(f"{where}.{field}[{name}]: unbalanced '{{{{' and '}}}}' in the template")
     if record:
         if not _METRIC_NAME.match(record):
             raise ValueError(f"{where}: invalid recording rule name: {record}")
@@ -234,6 +242,36 @@ def _rule(where: str, rule: Any) -> dict[str, Any]:
     if record:
         out["record"] = record
     return out
+
+
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def _unbalanced(expr: str) -> str | None:
+    """A cheap lexical check of a PromQL expression (Prometheus parses it fully): brackets that do not
+    pair up, or a string that does not end. None when both are fine."""
+    stack: list[str] = []
+    i = 0
+    while i < len(expr):
+        c = expr[i]
+        if c in "\"'`":
+            end = i + 1
+            while end < len(expr) and expr[end] != c:
+                end += 2 if expr[end] == "\\" and c != "`" else 1
+            if end >= len(expr):
+                return f"unterminated string starting at character {i + 1}"
+            i = end + 1
+            continue
+        if c == "#":  # a comment runs to the end of the line
+            newline = expr.find("\n", i)
+            i = len(expr) if newline < 0 else newline
+            continue
+        if c in "([{":
+            stack.append(c)
+        elif c in _CLOSING and (not stack or stack.pop() != _CLOSING[c]):
+            return f"unexpected {c!r} at character {i + 1}"
+        i += 1
+    return f"unclosed {stack[-1]!r}" if stack else None
 
 
 def _string_map(where: str, value: Any, what: str) -> dict[str, str]:
