@@ -512,3 +512,106 @@ def test_operator_prometheus_mounts_and_watches_the_rule_configmaps() -> None:
     for cm in mounted:
         for name in ("config-reloader", "init-config-reloader"):
             assert f"--watched-dir=/etc/prometheus/rules/{cm}" in containers[name]["args"], name
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(240)
+def test_operator_prometheus_example_loads_the_rules_from_prometheusrules(
+    tmp_path: Path, prometheus_factory: Any
+) -> None:
+    """The example Prometheus of the operator example, its reloader args as written (paths moved into
+    tmp_path), on what config-operator makes of the samples: the Secret's config and the rule
+    ConfigMaps (from ``render --rules-dir``), each laid out where the StatefulSet mounts it (an optional
+    ConfigMap that does not exist is an empty directory). Prometheus evaluates the sample's rules."""
+    samples = OPERATOR / "samples"
+    out_rules = tmp_path / "rendered-rules"
+    files = [
+        "prometheusconfig.yaml",
+        "servicemonitor.yaml",
+        "podmonitor.yaml",
+        "namespace.yaml",
+        "prometheusrule.yaml",
+    ]
+    done = subprocess.run(
+        [
+            str(BIN.parent / "config-operator"),
+            "render",
+            *(a for f in files for a in ("-f", f)),
+            f"--rules-dir={out_rules}",
+        ],
+        cwd=samples,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    etc = tmp_path / "etc" / "prometheus"
+    pod = _one(OPERATOR / "prometheus", "StatefulSet")["spec"]["template"]["spec"]
+    containers = _containers(pod)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # The kubelet's part: each volume where the reloader containers mount it.
+    for mount in containers["config-reloader"]["volumeMounts"]:
+        path = Path(mount["mountPath"].replace("/etc/prometheus", str(etc)))
+        path.mkdir(parents=True, exist_ok=True)
+        cm = volumes[mount["name"]].get("configMap")
+        if cm is not None and (out_rules / cm["name"]).is_dir():
+            for rule_file in (out_rules / cm["name"]).iterdir():
+                (path / rule_file.name).write_bytes(rule_file.read_bytes())
+    targets = tmp_path / "targets"
+    config_text = filesd.to_file_sd(done.stdout, targets).replace("/etc/prometheus", str(etc))
+    for job in yaml.safe_load(config_text)["scrape_configs"]:
+        if "file_sd_configs" in job:
+            targets.mkdir(exist_ok=True)
+            filesd.target_file(targets, job["job_name"]).write_text("[]")
+    secret_mount = next(m for m in containers["config-reloader"]["volumeMounts"] if m["name"] == "config")
+    (Path(secret_mount["mountPath"].replace("/etc/prometheus", str(etc))) / "prometheus.yaml.gz").write_bytes(
+        gzip.compress(config_text.encode(), mtime=0)
+    )
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env.update({"POD_NAME": "prometheus-0", "SHARD": "0"})
+    paths = {"/etc/prometheus": str(etc)}
+    init = subprocess.run(
+        [str(BIN), *_rewrite_all(containers["init-config-reloader"]["args"], paths)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert init.returncode == 0, init.stdout + init.stderr
+    target = prometheus_factory(etc / "config_out" / "prometheus.env.yaml")
+    port = procs.free_port()
+    sidecar_args = _rewrite_all(
+        containers["config-reloader"]["args"],
+        {
+            **paths,
+            "127.0.0.1:9090": target.url.removeprefix("http://"),
+            "--listen-address=:8080": f"--listen-address=127.0.0.1:{port}",
+        },
+    )
+    log_path = tmp_path / "sidecar.log"
+    with log_path.open("wb") as logf:
+        proc = subprocess.Popen([str(BIN), *sidecar_args], env=env, stdout=logf, stderr=subprocess.STDOUT)
+    try:
+
+        def groups() -> dict[str, list[str]]:
+            assert proc.poll() is None, log_path.read_text()
+            data = target.get_json("/api/v1/rules")["data"]["groups"]
+            return {g["name"]: [r["name"] for r in g["rules"]] for g in data}
+
+        loaded = procs.wait_for(
+            lambda: groups().get("checkout"), timeout_s=60, what="the sample's rule group"
+        )
+        assert loaded == ["job:http_requests:rate5m", "CheckoutDown"]
+        procs.wait_for(
+            lambda: procs.http_get(f"http://127.0.0.1:{port}/readyz", timeout_s=2.0)[0] == 200,
+            timeout_s=60,
+            what="the sidecar ready",
+        )
+        assert target.metric("prometheus_config_last_reload_successful") == 1.0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
