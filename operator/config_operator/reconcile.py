@@ -7,6 +7,8 @@ For a key (namespace, name), from the informers' caches:
 - otherwise ``generate()`` the config from the selected monitors, and write the Secret ``secret_name(pc)``
   only when its data (or our label and ownerReference) differ, so a resync with no change leaves its
   resourceVersion alone and Prometheus is not reloaded for nothing; a 409 is retried after a fresh read;
+- the rule ConfigMaps of the selected PrometheusRules (``rulefiles``): written before the Secret, the
+  stale ones deleted after it, so the config never points at rules that are not there yet;
 - the status subresource says what happened (only patched when it differs: every patch is a watch event
   that queues the key again);
 - Events: a Warning per rejected monitor, a Warning for a malformed PrometheusConfig (whose last good
