@@ -4,9 +4,11 @@ Pure functions, no I/O:
 
 - ``rule_file(rule)``: one PrometheusRule's spec as a Prometheus rule file (keys sorted, multi-line
   strings as literal blocks), validated first the way Prometheus 2.42's rulefmt would (the structure,
-  names, durations, label names; PromQL and templates are left to Prometheus and to ``promtool check
-  rules`` in the tests). A malformed rule raises ``ValueError`` with a one-line reason.
-- ``select_rule_files(pc, rules, ns_labels)``: the rule files of the PrometheusRules ``pc`` selects
+  names, durations, label and annotation names, the size), plus a lexical check of expressions
+  (brackets, strings) and templates (``{{ }}``); full PromQL and template parsing is Prometheus' own,
+  checked with ``promtool check rules`` in the tests. A malformed rule raises ``ValueError`` with a
+  one-line reason.
+- ``select_rule_files(...)``: the rule files of the PrometheusRules a PrometheusConfig selects
   (``spec.ruleSelector`` nil selects none, ``{}`` all; ``spec.ruleNamespaceSelector`` nil means the
   PrometheusConfig's own namespace), named ``<namespace>-<name>-<uid>.yaml`` (the UID tells
   ``a-b/c`` from ``a/b-c``). A rejected rule is listed with its reason; the others go on.
