@@ -518,14 +518,14 @@ def test_to_file_sd_changes_only_the_discovery_blocks(tmp_path: Path) -> None:
 
     # Remove both discovery blocks and what is left must be byte for byte the same.
     def without_discovery(config: str, key: str) -> list[str]:
-        out, skipping = [], False
+        out, indent = [], None
         for line in config.splitlines():
-            if line == f"  {key}:":
-                skipping = True
+            if line.strip() == f"{key}:":  # a job's (column 2) or an alertmanager's (column 4)
+                indent = " " * (len(line) - len(line.lstrip()))
                 continue
-            if skipping and line.startswith(("  - ", "    ")):
+            if indent is not None and line.startswith((f"{indent}- ", f"{indent}  ")):
                 continue
-            skipping = False
+            indent = None
             out.append(line)
         return out
 

@@ -23,6 +23,8 @@ from config_operator.generate.common import InvalidConfig, Reject, Rejected, dum
 from config_operator.generate.endpoints import monitor_jobs
 from config_operator.generate.globals import global_block, rule_files
 from config_operator.generate.lookup import Lookup, Reference
+from config_operator.generate.probes import probe_jobs
+from config_operator.generate.rules import RuleFiles, select_rule_files
 from config_operator.generate.selection import selects
 from config_operator.generate.spec import (
     DEFAULT_SCRAPE_INTERVAL,
@@ -35,7 +37,9 @@ from config_operator.resources import (
     Namespace,
     ObjectKey,
     PodMonitor,
+    Probe,
     PrometheusConfig,
+    PrometheusRule,
     Secret,
     ServiceMonitor,
     labels_of,
@@ -56,6 +60,11 @@ class Generated:
     """Selected monitors that were skipped: ServiceMonitors, then PodMonitors, each by namespace/name."""
     references: frozenset[Reference] = frozenset()
     """Every Secret and ConfigMap generation asked for: what the reconciler must watch."""
+    probes: int = 0
+    """Probes selected and accepted (rejected ones are in ``rejected``, after the PodMonitors)."""
+    rules: RuleFiles | None = None
+    """The selected PrometheusRules' rule files and ConfigMaps; None when spec.ruleSelector is nil (no
+    rule ConfigMaps at all: stale ones go)."""
 
 
 def generate(
@@ -66,6 +75,8 @@ def generate(
     secrets: Sequence[Secret],
     *,
     configmaps: Sequence[ConfigMap] = (),
+    prometheus_rules: Sequence[PrometheusRule] = (),
+    probes: Sequence[Probe] = (),
 ) -> Generated:
     """The prometheus.yaml for ``pc``; raises InvalidConfig when ``pc`` itself is malformed.
 
@@ -82,14 +93,18 @@ def generate(
     config: dict[str, Any] = {"global": global_block(spec, global_interval)}
     if spec.get("ruleFiles") is not None:
         config["rule_files"] = rule_files(spec["ruleFiles"])
-    alerting = alerting_section(spec["alerting"]) if spec.get("alerting") is not None else None
+    rules = _rules(spec, pc_key, prometheus_rules, ns_labels)
+    if rules is not None:
+        config["rule_files"] = [*config.get("rule_files", []), *rules.rule_files]
+    alerting = alerting_section(spec, pc_key.namespace, lookup)
 
     scrape_configs: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
-    counts = {"ServiceMonitor": 0, "PodMonitor": 0}
+    counts = {"ServiceMonitor": 0, "PodMonitor": 0, "Probe": 0}
     groups: tuple[tuple[str, Sequence[Any], str, str], ...] = (
         ("ServiceMonitor", service_monitors, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
         ("PodMonitor", pod_monitors, "podMonitorSelector", "podMonitorNamespaceSelector"),
+        ("Probe", probes, "probeSelector", "probeNamespaceSelector"),
     )
     for kind, monitors, sel_field, ns_sel_field in groups:
         selector = selector_field(spec, sel_field)
@@ -99,7 +114,10 @@ def generate(
             if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
                 continue
             try:
-                jobs = monitor_jobs(kind, monitor, global_interval)
+                if kind == "Probe":
+                    jobs = probe_jobs(monitor, global_interval)
+                else:
+                    jobs = monitor_jobs(kind, monitor, global_interval)
             except Reject as exc:
                 rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
                 continue
@@ -117,6 +135,23 @@ def generate(
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
+        probes=counts["Probe"],
+        rules=rules,
+    )
+
+
+def _rules(
+    spec: Mapping[str, Any],
+    pc_key: ObjectKey,
+    prometheus_rules: Sequence[PrometheusRule],
+    ns_labels: Mapping[str, Mapping[str, str]],
+) -> RuleFiles | None:
+    selector = selector_field(spec, "ruleSelector")
+    ns_selector = selector_field(spec, "ruleNamespaceSelector")
+    if selector is None:  # as prometheus-operator: no rule files at all, not even empty ones
+        return None
+    return select_rule_files(
+        pc_key.namespace, pc_key.name, selector, ns_selector, prometheus_rules, ns_labels
     )
 
 

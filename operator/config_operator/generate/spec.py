@@ -30,6 +30,13 @@ SPEC_FIELDS = frozenset(
         "additionalScrapeConfigs",
         "secretName",
         "paused",
+        "ruleSelector",
+        "ruleNamespaceSelector",
+        "probeSelector",
+        "probeNamespaceSelector",
+        "serviceDiscoveryRole",
+        "additionalAlertRelabelConfigs",
+        "additionalAlertManagerConfigs",
     }
 )
 
