@@ -102,7 +102,7 @@ def test_promtool_accepts_golden(case: str, tmp_path: Path) -> None:
     # Expand $(VAR) as the reloader would in a pod, through its own pipeline and from the gzip the
     # operator writes; strict, so a forgotten variable fails here rather than reaching Prometheus.
     expansion = Expansion()
-    env = {"POD_NAME": "prometheus-main-0"}
+    env = {"POD_NAME": "prometheus-main-0", "SHARD": "0"}
     rendered = b"".join(render([compress(swapped.encode())], env, expansion, source=case, strict=True))
     config = tmp_path / "prometheus.yaml"
     config.write_bytes(rendered)

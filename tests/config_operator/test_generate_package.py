@@ -17,11 +17,13 @@ LAYERS = [
     "lookup",
     "relabel",
     "spec",
+    "gate",
     "selection",
     "globals",
     "endpoints",
     "alerting",
     "additional",
+    "sharding",
     "config",
 ]
 

@@ -74,7 +74,7 @@ def test_manifest_validates_against_kubernetes_schemas(doc: m.Doc) -> None:
 
 def test_the_kubernetes_schemas_catch_a_broken_manifest() -> None:
     """The validation above can fail: a misspelled field and a wrong type are refused."""
-    (sts,) = [d.body for d in BUILTIN if d.kind == "StatefulSet"]
+    (sts,) = [d.body for d in BUILTIN if d.kind == "StatefulSet" and d.path.parent == SIDECAR]
     misspelled = copy.deepcopy(sts)
     misspelled["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -114,7 +114,7 @@ def test_prometheus_containers_override_is_valid(doc: m.Doc) -> None:
 
 
 def _sample(kind: str) -> dict[str, Any]:
-    (body,) = [d.body for d in CUSTOM if d.kind == kind]
+    (body,) = [d.body for d in CUSTOM if d.kind == kind and d.path.parent == OPERATOR / "samples"]
     return copy.deepcopy(body)
 
 

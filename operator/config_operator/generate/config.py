@@ -24,6 +24,7 @@ from config_operator.generate.endpoints import monitor_jobs
 from config_operator.generate.globals import global_block, rule_files
 from config_operator.generate.lookup import Lookup, Reference
 from config_operator.generate.selection import selects
+from config_operator.generate.sharding import shard_additional_job, shard_monitor_job, shards_of
 from config_operator.generate.spec import (
     DEFAULT_SCRAPE_INTERVAL,
     duration_field,
@@ -78,6 +79,7 @@ def generate(
     pc_key = ObjectKey.of(pc)
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
+    shards = shards_of(spec)
 
     config: dict[str, Any] = {"global": global_block(spec, global_interval)}
     if spec.get("ruleFiles") is not None:
@@ -103,10 +105,13 @@ def generate(
             except Reject as exc:
                 rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
                 continue
+            for job in jobs:
+                shard_monitor_job(job, shards)
             counts[kind] += 1
             scrape_configs.extend(jobs)
 
-    scrape_configs.extend(additional_scrape_configs(spec, pc_key.namespace, lookup))
+    for job in additional_scrape_configs(spec, pc_key.namespace, lookup):
+        scrape_configs.append(shard_additional_job(job, shards))
     _check_unique_job_names(scrape_configs)
     config["scrape_configs"] = scrape_configs
     if alerting is not None:

@@ -30,6 +30,8 @@ SPEC_FIELDS = frozenset(
         "additionalScrapeConfigs",
         "secretName",
         "paused",
+        # issue 10: sharding
+        "shards",
     }
 )
 
