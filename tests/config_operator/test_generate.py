@@ -118,7 +118,12 @@ def test_promtool_accepts_golden(case: str, tmp_path: Path) -> None:
 
 def test_pod_name_placeholder_is_left_for_the_reloader() -> None:
     text = (GOLDEN / "external_labels_pod_name" / "expected.yaml").read_text()
-    assert yaml.safe_load(text)["global"]["external_labels"] == {"cluster": "eu-1", "replica": "$(POD_NAME)"}
+    assert yaml.safe_load(text)["global"]["external_labels"] == {
+        "cluster": "eu-1",
+        "prometheus": "monitoring/main",
+        "prometheus_replica": "$(POD_NAME)",
+        "replica": "$(POD_NAME)",
+    }
 
 
 # --- determinism ------------------------------------------------------------------------------------

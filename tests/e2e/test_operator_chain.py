@@ -156,7 +156,12 @@ async def test_operator_secret_flows_through_the_reloader_into_prometheus(
                     "the operator's job in Prometheus",
                 )
                 loaded = yaml.safe_load(in_force)
-                assert loaded["global"]["external_labels"] == {"cluster": "chain-test", "replica": POD_NAME}
+                assert loaded["global"]["external_labels"] == {
+                    "cluster": "chain-test",
+                    "prometheus": "default/main",
+                    "prometheus_replica": POD_NAME,
+                    "replica": POD_NAME,
+                }
                 assert jobs(in_force) == ["serviceMonitor/default/api/0"]
                 # What the reloader wrote is the projection, byte for byte, with $(POD_NAME) expanded.
                 assert out.read_text() == _expanded(projected)

@@ -21,7 +21,8 @@ from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
 from config_operator.generate.common import InvalidConfig, Reject, Rejected, dump_yaml
 from config_operator.generate.endpoints import monitor_jobs
-from config_operator.generate.globals import global_block, rule_files
+from config_operator.generate.gate import Gates
+from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
 from config_operator.generate.lookup import Lookup, Reference
 from config_operator.generate.selection import selects
 from config_operator.generate.sharding import shard_additional_job, shard_monitor_job, shards_of
@@ -57,6 +58,8 @@ class Generated:
     """Selected monitors that were skipped: ServiceMonitors, then PodMonitors, each by namespace/name."""
     references: frozenset[Reference] = frozenset()
     """Every Secret and ConfigMap generation asked for: what the reconciler must watch."""
+    warnings: tuple[str, ...] = ()
+    """Fields left out (the target version lacks them, or prometheus-operator ignores them), one line each."""
 
 
 def generate(
@@ -76,12 +79,13 @@ def generate(
     """
     lookup = Lookup(secrets, configmaps)
     spec = validate_spec(pc)
+    gates = Gates(spec)
     pc_key = ObjectKey.of(pc)
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
     shards = shards_of(spec)
 
-    config: dict[str, Any] = {"global": global_block(spec, global_interval)}
+    config: dict[str, Any] = {"global": global_block(spec, global_interval, pc_key, gates)}
     if spec.get("ruleFiles") is not None:
         config["rule_files"] = rule_files(spec["ruleFiles"])
     alerting = alerting_section(spec["alerting"]) if spec.get("alerting") is not None else None
@@ -115,13 +119,14 @@ def generate(
     _check_unique_job_names(scrape_configs)
     config["scrape_configs"] = scrape_configs
     if alerting is not None:
-        config["alerting"] = alerting
+        config["alerting"] = with_replica_labeldrop(alerting, spec)
     return Generated(
         config=dump_yaml(config),
         service_monitors=counts["ServiceMonitor"],
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
+        warnings=gates.warnings,
     )
 
 

@@ -30,8 +30,11 @@ SPEC_FIELDS = frozenset(
         "additionalScrapeConfigs",
         "secretName",
         "paused",
-        # issue 10: sharding
+        # issue 10: sharding, external labels, the target version (for version gates)
         "shards",
+        "prometheusExternalLabelName",
+        "replicaExternalLabelName",
+        "version",
     }
 )
 
