@@ -302,7 +302,9 @@ REJECTIONS: list[tuple[dict[str, Any], str]] = [
     ({"selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}, "unknown operator 'Near'"),
     ({"selector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}, "at least one value"),
     ({"namespaceSelector": {"matchLabels": {"a": "b"}}}, "namespaceSelector may hold only"),
-    ({"sampleLimit": 10}, "unsupported field(s) in spec: sampleLimit"),
+    ({"sampleLimit": -1}, "spec.sampleLimit must be a non-negative integer"),
+    ({"bodySizeLimit": "10 megs"}, "spec.bodySizeLimit: not a byte size"),
+    ({"sampleLimits": 10}, "unsupported field(s) in spec: sampleLimits"),
     ({"targetLabels": "team"}, "targetLabels"),
 ]
 

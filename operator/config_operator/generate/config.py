@@ -23,6 +23,7 @@ from config_operator.generate.common import InvalidConfig, Reject, Rejected, dum
 from config_operator.generate.endpoints import monitor_jobs
 from config_operator.generate.gate import Gates
 from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
+from config_operator.generate.limits import apply_job_limits, enforced_limits, job_limits
 from config_operator.generate.lookup import Lookup, Reference
 from config_operator.generate.selection import selects
 from config_operator.generate.sharding import shard_additional_job, shard_monitor_job, shards_of
@@ -32,6 +33,7 @@ from config_operator.generate.spec import (
     selector_field,
     validate_spec,
 )
+from config_operator.generate.tenancy import enforce_on_job, monitor_as_seen, tenancy_of
 from config_operator.resources import (
     ConfigMap,
     Namespace,
@@ -84,6 +86,8 @@ def generate(
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
     shards = shards_of(spec)
+    tenancy = tenancy_of(spec)
+    limits = enforced_limits(spec)
 
     config: dict[str, Any] = {"global": global_block(spec, global_interval, pc_key, gates)}
     if spec.get("ruleFiles") is not None:
@@ -104,12 +108,18 @@ def generate(
             key = ObjectKey.of(monitor)
             if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
                 continue
+            seen = monitor_as_seen(monitor, tenancy)
             try:
-                jobs = monitor_jobs(kind, monitor, global_interval)
+                jobs = monitor_jobs(kind, seen, global_interval)
+                own_limits = job_limits(seen["spec"], limits, gates)
             except Reject as exc:
                 rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
                 continue
             for job in jobs:
+                # What the PrometheusConfig imposes, in prometheus-operator's order: the namespace
+                # label after the monitor's relabelings, the limits, and sharding last of all.
+                enforce_on_job(job, kind, key, tenancy)
+                apply_job_limits(job, own_limits)
                 shard_monitor_job(job, shards)
             counts[kind] += 1
             scrape_configs.extend(jobs)

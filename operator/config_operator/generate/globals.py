@@ -1,4 +1,9 @@
-"""The ``global`` section and ``rule_files`` of prometheus.yaml. No I/O."""
+"""The ``global`` section and ``rule_files`` of prometheus.yaml. No I/O.
+
+Beyond intervals and external labels, the PrometheusConfig-wide fields prometheus-operator writes here:
+scrape protocols, the global limits (see ``limits``), and the query and scrape-failure log files, each
+left out (with a warning) for a ``spec.version`` that predates it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 from config_operator.generate.common import LABEL_NAME, InvalidConfig, parse_duration_ms
 from config_operator.generate.gate import Gates
+from config_operator.generate.limits import enforced_limits, global_limits
 from config_operator.generate.spec import DEFAULT_EVALUATION_INTERVAL, duration_field
 from config_operator.resources import ObjectKey
 
@@ -26,8 +32,67 @@ def global_block(spec: Mapping[str, Any], interval: str, pc_key: ObjectKey, gate
                 f"spec.scrapeTimeout {timeout!r} is greater than spec.scrapeInterval {interval!r}"
             )
         block["scrape_timeout"] = timeout
+    protocols = scrape_protocols(spec, gates)
+    if protocols:
+        block["scrape_protocols"] = protocols
     block["external_labels"] = external_labels(spec, pc_key, gates)
+    block.update(global_limits(enforced_limits(spec), gates))
+    for field, key, minimum in (
+        ("scrapeFailureLogFile", "scrape_failure_log_file", "2.55.0"),
+        ("queryLogFile", "query_log_file", "2.16.0"),
+    ):
+        path = _log_file(spec, field)
+        if path is not None and gates.allows(key, minimum):
+            block[key] = path
     return block
+
+
+# Prometheus's scrape protocol names (PrometheusText1.0.0 arrived in 3.0).
+SCRAPE_PROTOCOLS = frozenset(
+    {
+        "PrometheusProto",
+        "OpenMetricsText0.0.1",
+        "OpenMetricsText1.0.0",
+        "PrometheusText0.0.4",
+        "PrometheusText1.0.0",
+    }
+)
+# Where prometheus-operator mounts a volume for log files given as bare file names.
+DEFAULT_LOG_DIRECTORY = "/var/log/prometheus"
+
+
+def scrape_protocols(spec: Mapping[str, Any], gates: Gates) -> list[str]:
+    """``spec.scrapeProtocols`` as Prometheus takes them (2.49+), in the given order of preference."""
+    value = spec.get("scrapeProtocols")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidConfig("spec.scrapeProtocols must be a list of scrape protocol names")
+    unknown = sorted(set(value) - SCRAPE_PROTOCOLS)
+    if unknown:
+        raise InvalidConfig(
+            f"spec.scrapeProtocols: unknown protocol(s) {', '.join(unknown)} (want {', '.join(sorted(SCRAPE_PROTOCOLS))})"
+        )
+    if len(set(value)) != len(value):
+        raise InvalidConfig("spec.scrapeProtocols lists a protocol twice")
+    if not value or not gates.allows("scrape_protocols", "2.49.0"):
+        return []
+    kept = [
+        p
+        for p in value
+        if p != "PrometheusText1.0.0" or gates.allows("scrape protocol PrometheusText1.0.0", "3.0.0")
+    ]
+    return kept
+
+
+def _log_file(spec: Mapping[str, Any], field: str) -> str | None:
+    value = spec.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidConfig(f"spec.{field} must be a file path")
+    # A bare file name goes to prometheus-operator's log volume; a path is used as it is.
+    return value if "/" in value else f"{DEFAULT_LOG_DIRECTORY}/{value}"
 
 
 def replica_label(spec: Mapping[str, Any]) -> str:

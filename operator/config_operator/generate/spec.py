@@ -35,6 +35,32 @@ SPEC_FIELDS = frozenset(
         "prometheusExternalLabelName",
         "replicaExternalLabelName",
         "version",
+        # issue 10: limits (generate.limits)
+        "sampleLimit",
+        "targetLimit",
+        "labelLimit",
+        "labelNameLengthLimit",
+        "labelValueLengthLimit",
+        "keepDroppedTargets",
+        "bodySizeLimit",
+        "enforcedSampleLimit",
+        "enforcedTargetLimit",
+        "enforcedLabelLimit",
+        "enforcedLabelNameLengthLimit",
+        "enforcedLabelValueLengthLimit",
+        "enforcedKeepDroppedTargets",
+        "enforcedBodySizeLimit",
+        # issue 10: tenancy (generate.tenancy)
+        "enforcedNamespaceLabel",
+        "excludedFromEnforcement",
+        "ignoreNamespaceSelectors",
+        "overrideHonorLabels",
+        "overrideHonorTimestamps",
+        "podTargetLabels",
+        # issue 10: global fields (generate.globals)
+        "scrapeProtocols",
+        "queryLogFile",
+        "scrapeFailureLogFile",
     }
 )
 
