@@ -64,7 +64,7 @@ SAMPLE_LIMIT = [
     ("2.44.0", 1000, None, 1000, None),
     ("2.45.0", 1000, None, None, 1000),
     ("2.50.0", 1000, 0, None, 1000),
-    (None, 1000, None, None, 1000),
+    (None, 1000, None, 1000, None),  # the default target: 2.42.0
     # An enforced 0 enforces nothing.
     ("2.50.0", 0, 500, 500, None),
 ]
@@ -100,7 +100,7 @@ def test_sample_limit_precedence(
 def test_global_limit_is_capped_by_the_enforced_one(
     spec: dict[str, Any], expected: int, warned: bool
 ) -> None:
-    glob, _, warnings = _out(spec, {})
+    glob, _, warnings = _out({"version": "2.45.0", **spec}, {})
     assert glob["sample_limit"] == expected
     assert any("greater than spec.enforcedSampleLimit" in w for w in warnings) == warned
 
@@ -122,7 +122,10 @@ def test_every_limit_is_version_gated(field: str, key: str, job_minimum: str, gl
     older = f"{major}.{minor - 1}.0"
     glob, job, warnings = _out({"version": older, field: 7, enforced: 9}, {field: 5})
     assert key not in job and key not in glob
-    assert any(w.startswith(f"{key}: left out, needs Prometheus >= {job_minimum}") for w in warnings)
+    assert (
+        f"ServiceMonitor monitoring/web: {key} left out: Prometheus {older} does not support it (needs {job_minimum})"
+        in warnings
+    )
     # At it: the job has the monitor's value.
     _, job, _ = _out({"version": job_minimum}, {field: 5})
     assert job[key] == 5
@@ -145,14 +148,16 @@ def test_every_limit_is_version_gated(field: str, key: str, job_minimum: str, gl
 def test_body_size_limit(
     enforced: str | None, own: str | None, job_value: str | None, global_value: str | None
 ) -> None:
-    pc: dict[str, Any] = {} if enforced is None else {"enforcedBodySizeLimit": enforced}
+    pc: dict[str, Any] = {"version": "2.45.0"}
+    if enforced is not None:
+        pc["enforcedBodySizeLimit"] = enforced
     glob, job, _ = _out(pc, {} if own is None else {"bodySizeLimit": own})
     assert job.get("body_size_limit") == job_value
     assert glob.get("body_size_limit") == global_value
 
 
 def test_global_body_size_prefers_the_spec_value() -> None:
-    glob, _, _ = _out({"bodySizeLimit": "64MB", "enforcedBodySizeLimit": "4MB"}, {})
+    glob, _, _ = _out({"version": "2.45.0", "bodySizeLimit": "64MB", "enforcedBodySizeLimit": "4MB"}, {})
     assert glob["body_size_limit"] == "64MB"  # prometheus-operator does not cap it
 
 

@@ -21,7 +21,7 @@ from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
 from config_operator.generate.common import InvalidConfig, Reject, Rejected, dump_yaml
 from config_operator.generate.endpoints import monitor_jobs
-from config_operator.generate.gate import Gates
+from config_operator.generate.gate import Gates, spec_version
 from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
 from config_operator.generate.limits import apply_job_limits, enforced_limits, job_limits
 from config_operator.generate.lookup import Lookup, Reference
@@ -81,7 +81,7 @@ def generate(
     """
     lookup = Lookup(secrets, configmaps)
     spec = validate_spec(pc)
-    gates = Gates(spec)
+    gates = Gates(spec_version(spec))
     pc_key = ObjectKey.of(pc)
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
@@ -111,7 +111,7 @@ def generate(
             seen = monitor_as_seen(monitor, tenancy)
             try:
                 jobs = monitor_jobs(kind, seen, global_interval)
-                own_limits = job_limits(seen["spec"], limits, gates)
+                own_limits = job_limits(seen["spec"], limits, gates, f"{kind} {key}")
             except Reject as exc:
                 rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
                 continue
@@ -136,7 +136,7 @@ def generate(
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
-        warnings=gates.warnings,
+        warnings=tuple(gates.warnings),
     )
 
 

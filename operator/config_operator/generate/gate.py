@@ -1,80 +1,87 @@
-"""Version gates: a field the target Prometheus does not know is left out with a warning. No I/O.
+"""``spec.version`` and the gates on the fields a Prometheus version does not accept. No I/O.
+
+As prometheus-operator's version gates: a field the target version does not accept is left out with a
+warning (written, it would make Prometheus refuse the whole file); a few fields are accepted only below
+the release that dropped them. Without ``spec.version`` the target is 2.42.0, Debian's Prometheus, the
+one this project is tested against (a 2.42 config also loads in 3.x; the reverse does not hold).
 
 ``Gates`` also collects the other warnings of one generation (a field ignored, as prometheus-operator
-ignores it), so that ``Generated.warnings`` lists them all in the order they arose.
+ignores it), so ``Generated.warnings`` lists them all in the order they arose.
 
-prometheus-operator writes a field only when ``spec.version`` is at least the Prometheus release that
-introduced it (and a few only below the release that dropped them); anything else would make
-Prometheus reject the whole file. Without ``spec.version`` nothing is gated: the config is for a
-current Prometheus.
-
-A small local helper for issue 10's fields; it is meant to give way to the package's shared version
-module once that lands.
+A small local helper for issue 10's fields, with the same names as the shared version module issue 8
+is writing (``spec_version``, ``Gates.at_least``, ``Gates.allows(minimum, what)``), so that it can
+give way to it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from config_operator.generate.common import InvalidConfig
 
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.-]+)?$")
+DEFAULT_VERSION = "2.42.0"
+
+_VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 
 
-def parse_version(value: str) -> tuple[int, int, int]:
-    """``2.42.0`` or ``v2.42.0`` (a pre-release or build suffix is ignored); ValueError if malformed."""
-    match = _VERSION.match(value) if isinstance(value, str) else None
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``2.42.0``, ``v2.42``, ``3.0.0-rc.0`` (the pre-release is ignored); ValueError otherwise."""
+    match = _VERSION.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"not a Prometheus version: {value!r}")
-    major, minor, patch = (int(g) for g in match.groups())
-    return major, minor, patch
+        raise ValueError(f"not a version: {text!r}")
+    major, minor, patch = match.groups()
+    return int(major), int(minor or 0), int(patch or 0)
 
 
+def spec_version(spec: Mapping[str, Any]) -> tuple[int, int, int]:
+    """spec.version (default DEFAULT_VERSION); InvalidConfig when malformed or not Prometheus 2 or 3."""
+    value = spec.get("version")
+    if value is None or value == "":
+        return parse_version(DEFAULT_VERSION)
+    try:
+        version = parse_version(value)
+    except ValueError:
+        raise InvalidConfig(f"spec.version: not a Prometheus version: {value!r}") from None
+    if version[0] not in (2, 3):
+        raise InvalidConfig(f"spec.version: unsupported Prometheus version {value!r} (want 2.x or 3.x)")
+    return version
+
+
+@dataclass
 class Gates:
-    """The target version and the warnings for every field it made us leave out, in first-seen order."""
+    """The target version's gates, and the warnings for what was left out (one line each, no repeats)."""
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        value = spec.get("version")
-        self.version: tuple[int, int, int] | None = None
-        if value is not None:
-            try:
-                self.version = parse_version(value)
-            except ValueError as exc:
-                raise InvalidConfig(f"spec.version: {exc}") from None
-            if self.version[0] not in (2, 3):
-                raise InvalidConfig(f"spec.version: unsupported Prometheus version {value!r}")
-        self.spec_version = value
-        self._warnings: dict[str, None] = {}
+    version: tuple[int, int, int]
+    warnings: list[str] = field(default_factory=list)
 
     @property
-    def warnings(self) -> tuple[str, ...]:
-        return tuple(self._warnings)
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
 
     def warn(self, message: str) -> None:
-        """Record a warning about something left out for another reason."""
-        self._warnings.setdefault(message)
+        """Record a warning (once, however often it arises)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def at_least(self, minimum: str) -> bool:
-        """Whether the target version has what ``minimum`` introduced (always, with no version)."""
-        return self.version is None or self.version >= parse_version(minimum)
+        """Whether the version is ``minimum`` or later; no warning."""
+        return self.version >= parse_version(minimum)
 
-    def allows(self, field: str, minimum: str) -> bool:
-        """``at_least(minimum)``; when not, records that ``field`` was left out."""
+    def allows(self, minimum: str, what: str) -> bool:
+        """Whether ``what`` (a field) may be written; if not, a warning says it was left out."""
         if self.at_least(minimum):
             return True
-        self._warnings.setdefault(
-            f"{field}: left out, needs Prometheus >= {minimum} (spec.version is {self.spec_version})"
-        )
+        self.warn(f"{what} left out: Prometheus {self.version_text} does not support it (needs {minimum})")
         return False
 
-    def allows_below(self, field: str, maximum: str) -> bool:
-        """Whether the target version is older than ``maximum`` (which dropped ``field``)."""
-        if self.version is not None and self.version < parse_version(maximum):
+    def allows_below(self, maximum: str, what: str) -> bool:
+        """Whether ``what``, which ``maximum`` dropped, may be written; if not, a warning says so."""
+        if not self.at_least(maximum):
             return True
-        self._warnings.setdefault(
-            f"{field}: left out, Prometheus >= {maximum} no longer accepts it"
-            + (f" (spec.version is {self.spec_version})" if self.spec_version is not None else "")
+        self.warn(
+            f"{what} left out: Prometheus {self.version_text} no longer supports it (dropped in {maximum})"
         )
         return False

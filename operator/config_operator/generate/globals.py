@@ -42,7 +42,7 @@ def global_block(spec: Mapping[str, Any], interval: str, pc_key: ObjectKey, gate
         ("queryLogFile", "query_log_file", "2.16.0"),
     ):
         path = _log_file(spec, field)
-        if path is not None and gates.allows(key, minimum):
+        if path is not None and gates.allows(minimum, f"global.{key}"):
             block[key] = path
     return block
 
@@ -75,12 +75,12 @@ def scrape_protocols(spec: Mapping[str, Any], gates: Gates) -> list[str]:
         )
     if len(set(value)) != len(value):
         raise InvalidConfig("spec.scrapeProtocols lists a protocol twice")
-    if not value or not gates.allows("scrape_protocols", "2.49.0"):
+    if not value or not gates.allows("2.49.0", "global.scrape_protocols"):
         return []
     kept = [
         p
         for p in value
-        if p != "PrometheusText1.0.0" or gates.allows("scrape protocol PrometheusText1.0.0", "3.0.0")
+        if p != "PrometheusText1.0.0" or gates.allows("3.0.0", "global.scrape_protocols PrometheusText1.0.0")
     ]
     return kept
 

@@ -134,7 +134,7 @@ def global_limits(limits: Enforced, gates: Gates) -> dict[str, Any]:
     """The limits of the global section, in prometheus-operator's order (body size first)."""
     out: dict[str, Any] = {}
     body = limits.body_size if limits.body_size is not None else limits.enforced_body_size
-    if body is not None and gates.allows("global body_size_limit", BODY_SIZE_GLOBAL_MINIMUM):
+    if body is not None and gates.allows(BODY_SIZE_GLOBAL_MINIMUM, "global.body_size_limit"):
         out["body_size_limit"] = body
     for lim in LIMITS:
         value = limits.defaults.get(lim.field)
@@ -148,7 +148,7 @@ def global_limits(limits: Enforced, gates: Gates) -> dict[str, Any]:
             value = cap
         else:
             continue
-        if gates.allows(f"global {lim.key}", lim.global_minimum):
+        if gates.allows(lim.global_minimum, f"global.{lim.key}"):
             out[lim.key] = value
     return out
 
@@ -162,17 +162,19 @@ class JobLimits:
     body_size: str | None
 
 
-def job_limits(monitor_spec: Mapping[str, Any], limits: Enforced, gates: Gates) -> JobLimits:
-    """A monitor's limits against the enforced ones; Reject names a malformed monitor field."""
+def job_limits(monitor_spec: Mapping[str, Any], limits: Enforced, gates: Gates, monitor: str) -> JobLimits:
+    """A monitor's limits against the enforced ones; Reject names a malformed monitor field.
+
+    ``monitor`` (``ServiceMonitor ns/name``) begins the warnings for limits the version leaves out."""
     own = {lim.field: _count(monitor_spec, lim.field, Reject, "spec.") for lim in LIMITS}
     own_body = _size(monitor_spec, "bodySizeLimit", Reject, "spec.")
     counts = []
     for lim in LIMITS:
         value = _final(own[lim.field], limits.enforced.get(lim.field), gates)
-        if value is not None and gates.allows(lim.key, lim.job_minimum):
+        if value is not None and gates.allows(lim.job_minimum, f"{monitor}: {lim.key}"):
             counts.append((lim.key, value))
     body = _smaller_size(own_body, limits.enforced_body_size)
-    if body is not None and not gates.allows("body_size_limit", BODY_SIZE_JOB_MINIMUM):
+    if body is not None and not gates.allows(BODY_SIZE_JOB_MINIMUM, f"{monitor}: body_size_limit"):
         body = None
     return JobLimits(tuple(counts), body)
 
