@@ -26,6 +26,7 @@ LAYERS = [
     "alerting",
     "additional",
     "sharding",
+    "remote_write",
     "config",
 ]
 

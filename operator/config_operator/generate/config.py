@@ -25,6 +25,7 @@ from config_operator.generate.gate import Gates, spec_version
 from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
 from config_operator.generate.limits import apply_job_limits, enforced_limits, job_limits
 from config_operator.generate.lookup import Lookup, Reference
+from config_operator.generate.remote_write import remote_write_section
 from config_operator.generate.selection import selects
 from config_operator.generate.sharding import shard_additional_job, shard_monitor_job, shards_of
 from config_operator.generate.spec import (
@@ -130,6 +131,9 @@ def generate(
     config["scrape_configs"] = scrape_configs
     if alerting is not None:
         config["alerting"] = with_replica_labeldrop(alerting, spec)
+    remote_write = remote_write_section(spec, pc_key.namespace, lookup, gates)
+    if remote_write:
+        config["remote_write"] = remote_write
     return Generated(
         config=dump_yaml(config),
         service_monitors=counts["ServiceMonitor"],

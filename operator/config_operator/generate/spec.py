@@ -61,6 +61,8 @@ SPEC_FIELDS = frozenset(
         "scrapeProtocols",
         "queryLogFile",
         "scrapeFailureLogFile",
+        # issue 10: remote write (generate.remote_write)
+        "remoteWrite",
     }
 )
 
