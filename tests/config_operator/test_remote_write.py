@@ -152,7 +152,10 @@ def test_fields_are_version_gated(version: str, field: str, key: str, value: Any
     ("entries", "message"),
     [
         ([{"name": "x"}], r"spec\.remoteWrite\[0\]\.url is required"),
-        ([{"url": "metrics.example.com/push"}], r"url: .* is not an http or https URL"),
+        (
+            [{"url": "ftp://user:hunter2-very-secret@metrics.example.com/push"}],
+            r"url: is not an http or https URL",
+        ),
         ([{"url": "http://a/w", "sigv4": {}}], r"unsupported field\(s\): sigv4"),
         (
             [{"url": "http://a/w", "basicAuth": BASIC, "authorization": {"credentialsFile": "/t"}}],

@@ -257,7 +257,8 @@ def _url(e: _Entry, value: Any) -> str:
         raise InvalidConfig(f"{e.where}.url is required")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise e.fail("url", f"{value!r} is not an http or https URL")
+        # Not quoted back: a URL may carry credentials (https://user:password@host/).
+        raise e.fail("url", "is not an http or https URL with a host")
     return value
 
 
