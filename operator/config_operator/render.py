@@ -72,7 +72,11 @@ def render_files(paths: Sequence[str], *, name: str | None = None) -> Rendered:
     except InvalidConfig as exc:
         raise RenderError(f"PrometheusConfig {ObjectKey.of(pc)}: {exc}") from None
     rejected = [*generated.rejected, *(generated.rules.rejected if generated.rules else ())]
-    warnings = [*objects.warnings, *(f"skipped {r}" for r in rejected)]
+    warnings = [
+        *objects.warnings,
+        *(f"skipped {r}" for r in rejected),
+        *(f"PrometheusConfig {ObjectKey.of(pc)}: {w}" for w in generated.warnings),
+    ]
     return Rendered(text=generated.config.decode(), warnings=tuple(warnings), rules=generated.rules)
 
 

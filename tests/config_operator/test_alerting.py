@@ -60,6 +60,7 @@ def alerting(spec: dict[str, Any], secrets: list[dict[str, Any]] | None = None) 
 def test_kube_prometheus_alertmanager_entry() -> None:
     # Written from prometheus-operator's generateAlertmanagerConfig, not from our output.
     assert alerting(kube_prometheus_spec()) == {
+        "alert_relabel_configs": [{"action": "labeldrop", "regex": "prometheus_replica"}],
         "alertmanagers": [
             {
                 "kubernetes_sd_configs": [{"role": "endpointslice", "namespaces": {"names": ["monitoring"]}}],
@@ -170,11 +171,15 @@ def test_static_entries_and_the_extra_configs_from_secrets() -> None:
         "extra",
         **{
             "managers.yaml": "- static_configs:\n  - targets: [am.example.org:443]\n  scheme: https\n",
-            "relabel.yaml": "- action: labeldrop\n  regex: prometheus_replica\n",
+            "relabel.yaml": "- action: labeldrop\n  regex: team\n",
         },
     )
+    # The replica labeldrop (issue 10) comes first, then the user's relabelings, as prometheus-operator.
     assert alerting(spec, [extra]) == {
-        "alert_relabel_configs": [{"action": "labeldrop", "regex": "prometheus_replica"}],
+        "alert_relabel_configs": [
+            {"action": "labeldrop", "regex": "prometheus_replica"},
+            {"action": "labeldrop", "regex": "team"},
+        ],
         "alertmanagers": [
             {"api_version": "v2", "static_configs": [{"targets": ["am-0:9093"]}]},
             {"static_configs": [{"targets": ["am.example.org:443"]}], "scheme": "https"},
@@ -183,7 +188,8 @@ def test_static_entries_and_the_extra_configs_from_secrets() -> None:
     # The extra configs alone make an alerting section too.
     only = alerting({"additionalAlertManagerConfigs": {"name": "extra", "key": "managers.yaml"}}, [extra])
     assert only == {
-        "alertmanagers": [{"static_configs": [{"targets": ["am.example.org:443"]}], "scheme": "https"}]
+        "alert_relabel_configs": [{"action": "labeldrop", "regex": "prometheus_replica"}],
+        "alertmanagers": [{"static_configs": [{"targets": ["am.example.org:443"]}], "scheme": "https"}],
     }
 
 

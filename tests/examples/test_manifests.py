@@ -122,7 +122,7 @@ def test_prometheus_containers_override_is_valid(doc: m.Doc) -> None:
 
 
 def _sample(kind: str) -> dict[str, Any]:
-    (body,) = [d.body for d in CUSTOM if d.kind == kind]
+    (body,) = [d.body for d in CUSTOM if d.kind == kind and d.path.parent == OPERATOR / "samples"]
     return copy.deepcopy(body)
 
 

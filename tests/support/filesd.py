@@ -50,16 +50,19 @@ def to_file_sd(config_yaml: str, targets_dir: Path | str) -> str:
     jobs = original.get("scrape_configs") or []
     out: list[str] = []
     lines = config_yaml.splitlines(keepends=True)
-    section = None
+    section = subsection = None
     job_index = am_index = -1
     i = 0
     while i < len(lines):
         line = lines[i]
         if line[:1] not in ("", " ", "-", "\n", "#"):
-            section = line.split(":", 1)[0]
+            section, subsection = line.split(":", 1)[0], None
         elif section == "scrape_configs" and line.startswith("- "):
             job_index += 1
-        elif section == "alerting" and line.startswith("  - "):
+        elif section == "alerting" and line[:2] == "  " and line[2:3] not in ("", " ", "-", "\n"):
+            # alerting's own keys: alert_relabel_configs' items must not count as alertmanagers.
+            subsection = line.strip().split(":", 1)[0]
+        elif section == "alerting" and subsection == "alertmanagers" and line.startswith("  - "):
             am_index += 1
         if section == "scrape_configs" and line.rstrip("\n") == _SD_KEY:
             path = target_file(targets_dir, jobs[job_index]["job_name"])
@@ -70,7 +73,11 @@ def to_file_sd(config_yaml: str, targets_dir: Path | str) -> str:
                 i += 1
             continue
         # The block may open the entry ("  - kubernetes_sd_configs:") when it is its first key.
-        if section == "alerting" and line.rstrip("\n") in (_AM_SD_KEY, "  - " + _AM_SD_KEY.lstrip()):
+        if (
+            section == "alerting"
+            and subsection == "alertmanagers"
+            and line.rstrip("\n") in (_AM_SD_KEY, "  - " + _AM_SD_KEY.lstrip())
+        ):
             path = alertmanager_target_file(targets_dir, am_index)
             out.append(f"{line[:4]}file_sd_configs:\n    - files:\n      - {path}\n")
             i += 1

@@ -21,17 +21,22 @@ from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
 from config_operator.generate.common import InvalidConfig, Reject, Rejected, dump_yaml
 from config_operator.generate.endpoints import monitor_jobs
-from config_operator.generate.globals import global_block, rule_files
+from config_operator.generate.gate import Gates, spec_version
+from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
+from config_operator.generate.limits import apply_job_limits, enforced_limits, job_limits
 from config_operator.generate.lookup import Lookup, Reference
 from config_operator.generate.probes import probe_jobs
+from config_operator.generate.remote_write import remote_write_section
 from config_operator.generate.rules import RuleFiles, select_rule_files
 from config_operator.generate.selection import selects
+from config_operator.generate.sharding import shard_additional_job, shard_monitor_job, shards_of
 from config_operator.generate.spec import (
     DEFAULT_SCRAPE_INTERVAL,
     duration_field,
     selector_field,
     validate_spec,
 )
+from config_operator.generate.tenancy import enforce_on_job, monitor_as_seen, tenancy_of
 from config_operator.resources import (
     ConfigMap,
     Namespace,
@@ -65,6 +70,8 @@ class Generated:
     rules: RuleFiles | None = None
     """The selected PrometheusRules' rule files and ConfigMaps; None when spec.ruleSelector is nil (no
     rule ConfigMaps at all: stale ones go)."""
+    warnings: tuple[str, ...] = ()
+    """Fields left out (the target version lacks them, or prometheus-operator ignores them), one line each."""
 
 
 def generate(
@@ -86,11 +93,15 @@ def generate(
     """
     lookup = Lookup(secrets, configmaps)
     spec = validate_spec(pc)
+    gates = Gates(spec_version(spec))
     pc_key = ObjectKey.of(pc)
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
+    shards = shards_of(spec)
+    tenancy = tenancy_of(spec)
+    limits = enforced_limits(spec)
 
-    config: dict[str, Any] = {"global": global_block(spec, global_interval)}
+    config: dict[str, Any] = {"global": global_block(spec, global_interval, pc_key, gates)}
     if spec.get("ruleFiles") is not None:
         config["rule_files"] = rule_files(spec["ruleFiles"])
     rules = _rules(spec, pc_key, prometheus_rules, ns_labels)
@@ -113,22 +124,35 @@ def generate(
             key = ObjectKey.of(monitor)
             if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
                 continue
+            seen = monitor_as_seen(monitor, tenancy)
             try:
                 if kind == "Probe":
                     jobs = probe_jobs(monitor, global_interval)
                 else:
-                    jobs = monitor_jobs(kind, monitor, global_interval)
+                    jobs = monitor_jobs(kind, seen, global_interval)
+                # A Probe carries no limits of its own here, but the enforced ones still apply.
+                own_limits = job_limits(seen.get("spec") or {}, limits, gates, f"{kind} {key}")
             except Reject as exc:
                 rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
                 continue
+            for job in jobs:
+                # What the PrometheusConfig imposes, in prometheus-operator's order: the namespace
+                # label after the monitor's relabelings, the limits, and sharding last of all.
+                enforce_on_job(job, kind, key, tenancy)
+                apply_job_limits(job, own_limits)
+                shard_monitor_job(job, shards, "__param_target" if kind == "Probe" else "__address__")
             counts[kind] += 1
             scrape_configs.extend(jobs)
 
-    scrape_configs.extend(additional_scrape_configs(spec, pc_key.namespace, lookup))
+    for job in additional_scrape_configs(spec, pc_key.namespace, lookup):
+        scrape_configs.append(shard_additional_job(job, shards))
     _check_unique_job_names(scrape_configs)
     config["scrape_configs"] = scrape_configs
     if alerting is not None:
-        config["alerting"] = alerting
+        config["alerting"] = with_replica_labeldrop(alerting, spec)
+    remote_write = remote_write_section(spec, pc_key.namespace, lookup, gates)
+    if remote_write:
+        config["remote_write"] = remote_write
     return Generated(
         config=dump_yaml(config),
         service_monitors=counts["ServiceMonitor"],
@@ -137,6 +161,7 @@ def generate(
         references=lookup.references,
         probes=counts["Probe"],
         rules=rules,
+        warnings=tuple(gates.warnings),
     )
 
 
