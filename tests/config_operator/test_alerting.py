@@ -78,7 +78,7 @@ def test_kube_prometheus_alertmanager_entry() -> None:
                     },
                 ],
             }
-        ]
+        ],
     }
 
 
