@@ -6,7 +6,6 @@ init mode: render once and exit, without importing a web server or an HTTP clien
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -19,7 +18,9 @@ import click
 
 from reloader import __version__
 from reloader import log as logsetup
-from reloader.app import ApplyError, Options, Reloader, StartupError, apply_config, build_env, log_applied
+
+# The apply path only: init mode must not import asyncio, ssl or an HTTP client (see run_forever).
+from reloader.apply import ApplyError, Options, StartupError, apply_config, build_env, log_applied
 from reloader.durations import Duration
 from reloader.render import DEFAULT_MAX_DECOMPRESSED_BYTES
 
@@ -164,6 +165,8 @@ def command(
     env = build_env(os.environ, statefulset_ordinal_from_envvar)
     if watch_interval == 0:
         return run_once(opts, env)
+    import asyncio
+
     return asyncio.run(run_forever(opts, env))
 
 
@@ -198,7 +201,9 @@ def skip_cpp_runtime() -> None:
 async def run_forever(opts: Options, env: Mapping[str, str]) -> int:
     """Sidecar mode: run until SIGTERM or SIGINT (exit 0); a startup error is one line and exit 1."""
     skip_cpp_runtime()
-    from reloader.serve import WebConfigError  # imports aiohttp: never on the init-mode path
+    import asyncio
+
+    from reloader.app import Reloader
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -207,7 +212,7 @@ async def run_forever(opts: Options, env: Mapping[str, str]) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         await Reloader(opts, env).run(stop)
-    except (StartupError, WebConfigError) as exc:
+    except StartupError as exc:
         log.error("cannot start", extra={"err": str(exc)})
         return 1
     except OSError as exc:  # e.g. the listen address is taken

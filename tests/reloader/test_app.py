@@ -147,6 +147,7 @@ async def test_a_refused_connection_is_retried_and_healthz_stays_up(dirs: Path, 
         await eventually(
             lambda: sample(reloader, "reloader_reloads_failed_total") >= 2, "two refused reloads"
         )
+        await eventually(lambda: reloader.bound_port, "the server, started after the first reload")
         base = f"http://127.0.0.1:{reloader.bound_port}"
         await eventually(reloader.healthy, "the watcher")
         async with http.get(base + "/healthz") as r:

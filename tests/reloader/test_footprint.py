@@ -29,7 +29,7 @@ from reloader.watch import watch_changes
 async def main() -> None:
     ready = asyncio.Event()
     task = asyncio.create_task(
-        watch_changes([Path(sys.argv[1])], lambda n: None, keep=lambda c, p: True, on_ready=ready.set)
+        watch_changes([Path(sys.argv[1])], lambda n: None, keep=lambda p: True, on_ready=ready.set)
     )
     await asyncio.wait_for(ready.wait(), 60)
     task.cancel()
