@@ -19,7 +19,9 @@ pytestmark = pytest.mark.skipif(not available(), reason="inotify backend needs L
 BackendFactory = Callable[[list[Path], list[Path]], Backend]
 BACKENDS: dict[str, BackendFactory] = {
     "inotify": lambda roots, rec: InotifyBackend(roots, lambda _p: True, recursive=rec, heartbeat_s=0.2),
-    "watchfiles": lambda roots, rec: WatchfilesBackend(roots, lambda _p: True, recursive=rec, heartbeat_s=0.2),
+    "watchfiles": lambda roots, rec: WatchfilesBackend(
+        roots, lambda _p: True, recursive=rec, heartbeat_s=0.2
+    ),
 }
 
 
@@ -51,7 +53,9 @@ class Recorder:
         self.beats += 1
 
 
-async def start(backend: Backend, roots: list[Path], rec: Recorder, recursive: list[Path]) -> asyncio.Task[None]:
+async def start(
+    backend: Backend, roots: list[Path], rec: Recorder, recursive: list[Path]
+) -> asyncio.Task[None]:
     task = asyncio.create_task(
         watch_changes(
             roots,
