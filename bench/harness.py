@@ -28,6 +28,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pod_env() -> dict[str, str]:
+    """The environment prometheus-operator gives its reloader container: little more than POD_NAME and
+    SHARD (not this machine's, which may set SSL_CERT_FILE and the like)."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POD_NAME": "bench-0", "SHARD": "0"}
+
+
 @contextmanager
 def tmpfs_dir() -> Iterator[tuple[Path, str]]:
     """A directory on tmpfs, and how it was had: in a pod the input is a Secret volume and the output
@@ -142,7 +148,7 @@ async def reloader_process(
 
     ``preexec`` runs in the child before exec (joining a cgroup).
     """
-    env = {**os.environ, "POD_NAME": "bench-0"}
+    env = pod_env()
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             reloader_binary(),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.harness import gz, operator_like_config, reloader_binary
+from bench.harness import gz, operator_like_config, pod_env, reloader_binary
 
 
 def measure_init_mode(workdir: Path, runs: int, preexec: Callable[[], None] | None = None) -> list[float]:
@@ -17,7 +16,7 @@ def measure_init_mode(workdir: Path, runs: int, preexec: Callable[[], None] | No
     src = workdir / "prometheus.yaml.gz"
     src.write_bytes(gz(operator_like_config(200, "init")))
     argv = [reloader_binary(), f"--config-file={src}", "--watch-interval=0"]
-    env = {**os.environ, "POD_NAME": "bench-0"}
+    env = pod_env()
     times: list[float] = []
     for i in range(runs + 1):
         out = workdir / f"out-{i}.yaml"  # a new output each run, so every run really writes
