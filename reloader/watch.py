@@ -35,7 +35,7 @@ __all__ = ["Backend", "WatchError", "event_filter", "watch_changes", "watch_root
 WATCHFILES_STEP_MS: Final = 5
 """How often watchfiles checks for events; bounds change-to-trigger latency at --delay-interval=0."""
 WATCHFILES_DEBOUNCE_MS: Final = 5
-JOIN_TIMEOUT_S: Final = 2.0
+JOIN_TIMEOUT_S: Final = 0.5
 """How long a cancelled watch waits for its thread; a hung thread is abandoned after that."""
 
 Keep = Callable[[str], bool]
