@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from config_operator.generate import generate
-from tests.support.filesd import target_file, to_file_sd
+from tests.support.filesd import as_in_pod, target_file, to_file_sd
 from tests.support.procs import Target, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +81,7 @@ def test_a_static_probe_scrapes_the_prober_for_each_target(
     generated = generate(pc, [], [], [], [], probes=[probe])  # type: ignore[arg-type]
     assert generated.rejected == ()
     config = tmp_path / "prometheus.yaml"
-    config.write_bytes(generated.config)
+    config.write_text(as_in_pod(generated.config.decode()))
     prometheus = prometheus_factory(config)
 
     def scraped() -> dict[str, Any] | None:
@@ -152,7 +152,7 @@ def test_an_ingress_probe_builds_its_targets_from_the_ingresses(
     targets = tmp_path / "targets"
     targets.mkdir()
     config = tmp_path / "prometheus.yaml"
-    config.write_text(to_file_sd(generated.config.decode(), targets))
+    config.write_text(as_in_pod(to_file_sd(generated.config.decode(), targets)))
     target_file(targets, "probe/shop/ingresses").write_text(
         json.dumps(
             [

@@ -154,7 +154,10 @@ def test_the_sidecar_variant_reloads_a_prometheus_behind_https_and_basic_auth(tm
                 [str(BIN), *args], env={"POD_NAME": "prometheus-1"}, stdout=logf, stderr=subprocess.STDOUT
             )
         procs.wait_for(lambda: "replica: prometheus-1" in config_yaml(), timeout_s=60, what="the reload")
-        _, metrics = procs.http_get(f"http://127.0.0.1:{sidecar_port}/metrics")
+        # The /metrics server starts after the first reload (the reloader defers its heavy imports).
+        _, metrics = procs.wait_for(
+            lambda: procs.http_get(f"http://127.0.0.1:{sidecar_port}/metrics"), timeout_s=30, what="/metrics"
+        )
         assert procs.sample(metrics.decode(), "reloader_last_reload_successful") == 1.0
         log = reloader_log.read_text()
         assert "level=warn" not in log, log  # verified: no "not verified" warning

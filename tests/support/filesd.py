@@ -39,6 +39,12 @@ def alertmanager_target_file(targets_dir: Path | str, index: int) -> Path:
     return Path(targets_dir) / f"alertmanager-{index}.json"
 
 
+def as_in_pod(config_yaml: str, pod_name: str = "prometheus-0", shard: str = "0") -> str:
+    """The config as config-reloader renders it in a pod of the only shard: ``$(POD_NAME)`` and
+    ``$(SHARD)`` (the sharding keep rule) expanded."""
+    return config_yaml.replace("$(POD_NAME)", pod_name).replace("$(SHARD)", shard)
+
+
 def to_file_sd(config_yaml: str, targets_dir: Path | str) -> str:
     """``config_yaml`` with each scrape job's kubernetes_sd_configs replaced by file_sd_configs.
 
