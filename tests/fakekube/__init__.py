@@ -64,6 +64,12 @@ Standalone, from the repo root (plain http, no auth)::
     namespace)`` is a NamedTuple (equal to a plain 5-tuple). namespace is "" for cluster-wide and
     cluster-scoped requests, except that a request on one Namespace has its own name there (as RBAC
     sees it). Discovery requests are not logged.
+  - Who called: ``identity_of(headers)`` is the bearer token, else the User-Agent, else
+    ``ANONYMOUS`` (no authentication: a kubeconfig with ``token: replica-0`` names a replica).
+    ``identities -> list[str]`` (in order of first call), ``calls_by(identity) -> list[ApiCall]``,
+    and ``writes -> list[Write]``: every successful create/update/patch/delete over HTTP with its
+    identity, ref, subresource, namespace, name, the stored object and the loop time (``at_s``), so
+    a test can tell that two replicas never wrote at once. ``clear_calls()`` empties all of these.
   - ``open_watches -> int``; ``await wait_for_watches(count, *, resource=None, timeout_s=30.0)``.
 - ``ApiError(code, reason, message)`` (store.py) is what the Python methods raise; ``.status()`` gives
   the Status object.
@@ -107,10 +113,11 @@ HTTP semantics:
 
 from .resources import RESOURCES, ResourceType
 from .selectors import SelectorError, labels_match, parse_field_selector, parse_label_selector
-from .server import ApiCall, FakeKube, Fault, kubeconfig
+from .server import ANONYMOUS, ApiCall, FakeKube, Fault, Write, identity_of, kubeconfig
 from .store import ApiError
 
 __all__ = [
+    "ANONYMOUS",
     "RESOURCES",
     "ApiCall",
     "ApiError",
@@ -118,6 +125,8 @@ __all__ = [
     "Fault",
     "ResourceType",
     "SelectorError",
+    "Write",
+    "identity_of",
     "kubeconfig",
     "labels_match",
     "parse_field_selector",
