@@ -39,7 +39,9 @@ Standalone, from the repo root (plain http, no auth)::
   - ``apply(obj)``: create, or replace unconditionally (and set .status if given): a test convenience.
   - ``patch(ref, namespace, name, patch, *, patch_type="merge" | "strategic" | "json")``.
   - ``delete(ref, namespace, name)``: also deletes objects whose ownerReferences all point at it
-    (as the garbage collector would), and a Namespace's contents.
+    (as the garbage collector would), and a Namespace's contents. An object written (either way) with
+    ownerReferences none of which exists any more is deleted at once, as the garbage collector would
+    a moment later.
   - ``resource_version -> int``: the latest resourceVersion handed out.
   Namespace ("" for cluster-scoped resources) is always positional. Objects are returned as copies.
 - Faults:
