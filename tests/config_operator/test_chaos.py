@@ -82,6 +82,29 @@ def _cached(store: object) -> dict[ObjectKey, str]:
     return {ObjectKey.of(o): o["metadata"]["resourceVersion"] for o in store.objects()}  # type: ignore[attr-defined]
 
 
+def cache_differences(op: Operator, kube: FakeKube) -> str:
+    """What the caches get wrong, and where each informer stands: for a failure message."""
+    lines = []
+    caches = op.caches
+    for ref, store in (
+        (PCS, caches.prometheus_configs),
+        (SMS, caches.service_monitors),
+        (PMS, caches.pod_monitors),
+        ("namespaces", caches.namespaces),
+    ):
+        ours, theirs = _cached(store), _versions(kube, ref)
+        for key in sorted(set(ours) | set(theirs)):
+            if ours.get(key) != theirs.get(key):
+                lines.append(f"{ref} {key}: cached at {ours.get(key)}, server at {theirs.get(key)}")
+    for informer in op.informers:
+        lines.append(
+            f"informer {informer}: rv {informer.resource_version!r}, synced {informer.synced.is_set()}"
+        )
+    lines.append(f"server rv {kube.resource_version}, earliest {kube.store.earliest_resource_version}")
+    lines.append(f"open watches {kube.open_watches}")
+    return "\n".join(lines)
+
+
 def caches_current(op: Operator, kube: FakeKube) -> bool:
     """Every cache of ``op`` holds exactly the server's objects, at their resourceVersions."""
     caches = op.caches
@@ -110,7 +133,7 @@ async def _converge(op: Operator, kube: FakeKube, chaos: Chaos) -> None:
     """Faults off; the caches catch up; one resync; the queue drains; then the state must be exact."""
     chaos.faults = False
     kube.clear_faults()
-    detail = lambda: f"seed {SEED}; last steps: {chaos.log[-15:]}"  # noqa: E731
+    detail = lambda: f"seed {SEED}; last steps: {chaos.log[-15:]}\n{cache_differences(op, kube)}"  # noqa: E731
     await eventually(
         lambda: op.ready() and caches_current(op, kube), "the caches to catch up", WAIT_S, detail=detail
     )
