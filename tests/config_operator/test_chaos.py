@@ -150,7 +150,7 @@ async def _converge(op: Operator, kube: FakeKube, chaos: Chaos) -> None:
     assert mismatches(kube) == []
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(max(300, OPS // 10))
 async def test_one_operator_converges_after_chaos(kube: FakeKube, tmp_path: Path) -> None:
     chaos = Chaos(kube, random.Random(SEED))
     async with replica(kube, tmp_path, "op-0", leader=False) as op:
@@ -164,7 +164,7 @@ async def test_one_operator_converges_after_chaos(kube: FakeKube, tmp_path: Path
     assert any(w.resource == "secrets" and w.verb == "create" for w in kube.writes)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(max(300, OPS // 10))
 async def test_two_replicas_with_the_leader_killed(kube: FakeKube, tmp_path: Path) -> None:
     chaos = Chaos(kube, random.Random(SEED + 1))
     names = ("op-0", "op-1")

@@ -329,7 +329,7 @@ def prometheus(tmp_path: Path, prometheus_factory: Any) -> Target:
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(120 + 60 * EXAMPLES)
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
