@@ -142,6 +142,9 @@ def relabelings(draw: st.DrawFn) -> dict[str, Any]:
         st.sampled_from(
             [
                 "replace",
+                "replace",
+                "replace",
+                "labelmap",
                 "keep",
                 "drop",
                 "labelmap",
@@ -184,9 +187,12 @@ def _labels(draw: st.DrawFn) -> dict[str, str]:
 
 
 def _selector(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["all", "labels", "expr"]))
+    # Mostly selectors that match some of the cluster, so that kept targets are judged too.
+    kind = draw(st.sampled_from(["all", "all", "app", "app", "labels", "expr"]))
     if kind == "all":
         return {}
+    if kind == "app":
+        return {"matchLabels": {"app": draw(st.sampled_from(["web", "api"]))}}
     if kind == "labels":
         return {
             "matchLabels": draw(
@@ -211,7 +217,7 @@ def cases(
     pods = []
     for i in range(draw(st.integers(1, 5))):
         containers = []
-        names = draw(st.lists(st.sampled_from(PORT_NAMES), min_size=0, max_size=3, unique=True))
+        names = draw(st.lists(st.sampled_from(PORT_NAMES), min_size=1, max_size=3, unique=True))
         split = draw(st.integers(0, len(names)))
         for c, chunk in enumerate((names[:split], names[split:])):
             if chunk or c == 0:
@@ -224,19 +230,20 @@ def cases(
                 name=f"pod-{i}",
                 labels=labels,
                 containers=tuple(containers),
-                phase=draw(st.sampled_from(["Running", "Running", "Pending", "Succeeded"])),
+                phase=draw(st.sampled_from(["Running", "Running", "Running", "Pending", "Succeeded"])),
                 ready=draw(st.booleans()),
             )
         )
     services = []
     for i in range(draw(st.integers(1, 3))):
         names = draw(st.lists(st.sampled_from(PORT_NAMES), min_size=1, max_size=2, unique=True))
+        app = draw(st.sampled_from(["web", "api"]))
         services.append(
             Service(
                 namespace=draw(st.sampled_from(NAMESPACES)),
                 name=f"svc-{i}",
-                labels=_labels(draw),
-                selector={"app": draw(st.sampled_from(["web", "api"]))},
+                labels={**_labels(draw), "app": app},
+                selector={"app": app},
                 ports=tuple(ServicePort(n, n) for n in names),
             )
         )
