@@ -619,8 +619,10 @@ class FakeKube:
                 async with asyncio.timeout(wait_s):
                     item = await watcher.queue.get()
             if item is None:
-                if bookmarks and not hung and loop.time() >= next_bookmark:
-                    # Only sent with an empty queue, so every event up to this version went out first.
+                # Only sent with an empty queue, so every event up to this version went out first. The
+                # queue is checked again here: an event can arrive between the wait's timeout and now,
+                # and a bookmark past it would let a client that reconnects skip it.
+                if bookmarks and not hung and loop.time() >= next_bookmark and watcher.queue.empty():
                     await _write_event(
                         response, _bookmark(watcher.filter.resource, self.store.resource_version)
                     )
