@@ -116,6 +116,17 @@ def caches_current(op: Operator, kube: FakeKube) -> bool:
     )
 
 
+def restarts(op: Operator) -> dict[str, float]:
+    """Watch restarts by reason, over every resource."""
+    out: dict[str, float] = {}
+    for family in op.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "config_operator_watch_restarts_total":
+                reason = sample.labels["reason"]
+                out[reason] = out.get(reason, 0.0) + sample.value
+    return out
+
+
 def idle(op: Operator) -> bool:
     return op.queue.depth == 0 and op.queue.delayed == 0 and op.queue.processing == 0
 
@@ -158,6 +169,9 @@ async def test_one_operator_converges_after_chaos(kube: FakeKube, tmp_path: Path
         await _run_chaos(chaos, OPS)
         await _converge(op, kube, chaos)
         assert op.healthy()
+        # The faults reached the informers: watches were expired and failed, and each time resumed.
+        seen = restarts(op)
+        assert seen.get("expired", 0) > 0 and seen.get("error", 0) > 0, seen
     # Enough happened for the result to mean something.
     assert sum(line.startswith("apply PrometheusConfig") for line in chaos.log) > OPS // 20
     assert any(w.resource == "secrets" and w.verb == "update" for w in kube.writes)
