@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +39,7 @@ WAIT_S = 90.0  # generous: a shared 2-core machine
 
 SETTINGS = Settings(
     workers=3,
-    # The test runs the one resync itself, once the caches have caught up: see _one_resync.
+    # The test runs the one resync itself, once the caches have caught up: see _converge.
     resync_interval_s=0,
     informer=InformerSettings(watch_timeout_s=8, inactivity_timeout_s=1.5, backoff=Backoff(0.02, 0.3)),
     backoff=Backoff(0.02, 0.3),
@@ -131,10 +131,10 @@ def idle(op: Operator) -> bool:
     return op.queue.depth == 0 and op.queue.delayed == 0 and op.queue.processing == 0
 
 
-async def _run_chaos(chaos: Chaos, ops: int, *, halfway: object = None) -> None:
+async def _run_chaos(chaos: Chaos, ops: int, *, halfway: Callable[[], Awaitable[None]] | None = None) -> None:
     for i in range(ops):
         chaos.step()
-        if i == ops // 2 and callable(halfway):
+        if i == ops // 2 and halfway is not None:
             await halfway()
         # Mostly back to back; now and then long enough for the operator to finish some work.
         await asyncio.sleep(chaos.rng.choice([0, 0, 0, 0.001, 0.005, 0.02]))
