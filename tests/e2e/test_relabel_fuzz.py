@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -350,11 +351,7 @@ def test_model_and_prometheus_agree_on_random_monitors(
     cluster, monitors, namespaces = case
     config = generated(monitors, namespaces)
     # A fresh directory per example, so no file of an earlier example is mistaken for this one's.
-    workdir = (
-        Path(prometheus.config_path).parent
-        / f"example-{len(list(Path(prometheus.config_path).parent.glob('example-*')))}"
-    )
-    workdir.mkdir()
+    workdir = Path(tempfile.mkdtemp(prefix="example-", dir=Path(prometheus.config_path).parent))
     counts = write_targets(config, cluster, workdir)
     expected = predicted(config, workdir)
     assert set(expected) == set(counts)
