@@ -45,12 +45,13 @@ Standalone, from the repo root (plain http, no auth)::
   - ``resource_version -> int``: the latest resourceVersion handed out.
   Namespace ("" for cluster-scoped resources) is always positional. Objects are returned as copies.
 - Faults:
-  - ``fail_next(count=1, *, verb=None, resource=None, path=None, code=500) -> Fault``: the next
+  - ``fail_next(count=1, *, verb=None, resource=None, path=None, code=500, identity=None) -> Fault``: the next
     `count` matching requests get a Status with that code and its usual reason (500 InternalError,
     409 Conflict, 503 ServiceUnavailable, ...); a watch failed with 410 gets 200 and one ERROR event,
     as from a real server. verb is RBAC's (get, list, watch, create, update, patch, delete); resource
     a plural or a ref; path a regex searched in the URL path. Faults apply in order of adding.
-  - ``add_latency(delay_s, *, verb=None, resource=None, path=None, count=None) -> Fault``.
+  - ``add_latency(delay_s, *, verb=None, resource=None, path=None, count=None, identity=None) -> Fault``.
+    ``identity`` aims either at one caller (see ``identity_of`` below).
   - ``clear_faults()``.
   - ``drop_watches() -> int``: close every open watch stream (a clean end of stream).
   - ``expire_watches() -> int``: compact history, then end each open watch with an ERROR event

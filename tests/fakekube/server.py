@@ -110,10 +110,14 @@ class Fault:
     delay_s: float
     remaining: int | None
     """How many more requests it applies to; None for no limit."""
+    identity: str | None = None
+    """Only requests from this caller (see ``identity_of``); None for everybody."""
 
-    def matches(self, call: ApiCall, path: str) -> bool:
+    def matches(self, call: ApiCall, path: str, identity: str = ANONYMOUS) -> bool:
         """Whether this request is one the fault is aimed at."""
         if self.remaining is not None and self.remaining <= 0:
+            return False
+        if self.identity is not None and identity != self.identity:
             return False
         if self.verb is not None and call.verb != self.verb:
             return False
@@ -318,13 +322,14 @@ class FakeKube:
         resource: str | None = None,
         path: str | None = None,
         code: int = 500,
+        identity: str | None = None,
     ) -> Fault:
         """Fail the next `count` requests that match (RBAC verb, resource plural or ref, path regex).
 
         The Status carries the usual reason for the code (409 Conflict, 503 ServiceUnavailable, ...);
         a watch failed with 410 gets the real server's form: 200 and one ERROR event.
         """
-        fault = Fault(verb, resource, re.compile(path) if path else None, code, 0.0, count)
+        fault = Fault(verb, resource, re.compile(path) if path else None, code, 0.0, count, identity)
         self._faults.append(fault)
         return fault
 
@@ -336,9 +341,10 @@ class FakeKube:
         resource: str | None = None,
         path: str | None = None,
         count: int | None = None,
+        identity: str | None = None,
     ) -> Fault:
         """Delay matching requests by delay_s before they are served (all of them unless count)."""
-        fault = Fault(verb, resource, re.compile(path) if path else None, None, delay_s, count)
+        fault = Fault(verb, resource, re.compile(path) if path else None, None, delay_s, count, identity)
         self._faults.append(fault)
         return fault
 
@@ -437,8 +443,9 @@ class FakeKube:
             self._callers.append(identity_of(request.headers))
             # Spent faults go, so a long test does not keep matching against them.
             self._faults = [f for f in self._faults if f.remaining is None or f.remaining > 0]
+            caller = self._callers[-1]
             for fault in builtins.list(self._faults):
-                if fault.matches(call, request.path):
+                if fault.matches(call, request.path, caller):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                     if fault.delay_s:
