@@ -180,7 +180,7 @@ async def test_one_operator_converges_after_chaos(kube: FakeKube, tmp_path: Path
 
 @pytest.mark.timeout(max(300, OPS // 10))
 async def test_two_replicas_with_the_leader_killed(kube: FakeKube, tmp_path: Path) -> None:
-    chaos = Chaos(kube, random.Random(SEED + 1))
+    chaos = Chaos(kube, random.Random(SEED + 1), lease_faults=True)
     names = ("op-0", "op-1")
     async with contextlib.AsyncExitStack() as stacks:
         replicas: dict[str, Operator] = {}
@@ -233,3 +233,44 @@ def test_overlapping_writers_catches_a_write_by_the_follower() -> None:
     assert overlapping_writers(ok, {"a", "b"}) == []
     bad = [lease("a"), secret("a"), lease("b"), secret("a")]
     assert overlapping_writers(bad, {"a", "b"}) == ["a wrote update secrets ns/s while b led"]
+
+
+@pytest.mark.timeout(300)
+async def test_a_leader_whose_renewal_hangs_never_writes_beside_the_new_one(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    """The leader's renewal hangs past the Lease's duration (a slow API server, a stalled connection);
+    the other replica takes the Lease meanwhile. The old leader must have stopped writing by then."""
+    chaos = Chaos(kube, random.Random(SEED + 2), faults=False)
+    names = ("op-0", "op-1")
+    async with contextlib.AsyncExitStack() as stack:
+        replicas = {
+            n: await stack.enter_async_context(replica(kube, tmp_path, n, leader=True)) for n in names
+        }
+
+        def leader() -> str | None:
+            lease = kube.find("leases.coordination.k8s.io", "default", "config-operator")
+            return None if lease is None else lease["spec"].get("holderIdentity")
+
+        first = await eventually(leader, "a leader", WAIT_S)
+        await _run_chaos(chaos, 100)
+        # The leader's renewals take longer than the Lease lasts, for a while: the other replica takes
+        # the Lease meanwhile. Changes go on, so whoever leads has Secrets to write.
+        slow = kube.add_latency(
+            LEADER.lease_duration_s + 2.0, verb="update", resource="leases", identity=first
+        )
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + WAIT_S
+        while leader() == first:
+            assert loop.time() < give_up, "the Lease never changed hands"
+            chaos.step()
+            await asyncio.sleep(0.02)
+        for _ in range(100):  # both alive, the new one leading: the old one must not write
+            chaos.step()
+            await asyncio.sleep(0.02)
+        slow.remaining = 0
+        (other,) = [n for n in names if n != first]
+        await eventually(lambda: replicas[other].leading, "the other replica to lead", WAIT_S)
+        await _converge(replicas[other], kube, chaos)
+    assert overlapping_writers(kube.writes, set(names)) == []
+    assert {w.identity for w in kube.writes if w.resource == "secrets"} == set(names)

@@ -44,6 +44,8 @@ class Chaos:
     kube: FakeKube
     rng: random.Random
     faults: bool = True
+    lease_faults: bool = False
+    """Also slow down Lease renewals past the renew deadline (for runs with leader election)."""
     log: list[str] = field(default_factory=list)
     """What each step did, for a failure message."""
 
@@ -213,6 +215,12 @@ class Chaos:
                 f"latency {kube.add_latency(rng.uniform(0.001, 0.03), count=rng.randint(1, 20)).delay_s:.3f}s"
             ),
         ]
+        if self.lease_faults:
+            choices.append(
+                lambda: (
+                    f"slow lease renewal {kube.add_latency(rng.uniform(1.0, 4.0), verb='update', resource=LEASES, count=1).delay_s:.1f}s"
+                )
+            )
         return rng.choice(choices)()
 
 
