@@ -29,7 +29,7 @@ from config_operator.metrics import OperatorMetrics
 from config_operator.queue import Backoff
 from config_operator.resources import ObjectKey
 from tests.fakekube import FakeKube
-from tests.support.chaos import PCS, PMS, SMS, Chaos, mismatches, overlapping_writers
+from tests.support.chaos import LEASES, PCS, PMS, SMS, Chaos, mismatches, overlapping_writers
 from tests.support.polling import eventually
 from tests.support.rbac import denied_anywhere
 
@@ -212,8 +212,11 @@ async def test_two_replicas_with_the_leader_killed(kube: FakeKube, tmp_path: Pat
 
     assert first in names and killed
     assert overlapping_writers(kube.writes, set(names)) == []
-    by = {w.identity for w in kube.writes if w.resource == "secrets"}
-    assert by == set(names), f"both replicas should have led and written Secrets, got {by}"
+    holders = {
+        (w.object.get("spec") or {}).get("holderIdentity") for w in kube.writes if w.resource == LEASES
+    }
+    assert holders == set(names), f"both replicas should have led, got {holders}"
+    assert any(w.identity == survivor and w.resource == "secrets" for w in kube.writes)
     for name in names:
         denied = denied_anywhere(kube.calls_by(name))
         assert denied == set(), f"{name}: calls the RBAC would deny: {sorted(denied)}"
