@@ -9,6 +9,8 @@ themselves run under ``lead()``'s TaskGroup:
 - the gate opens: start ``work()``;
 - the gate closes (the Lease is lost): cancel ``work()`` at once, then campaign again; the informers keep
   running, so the caches are warm if the Lease comes back;
+- no renewal sent within ``renew_deadline_s`` has succeeded (the library would wait on a hanging one):
+  the gate closes too, and the campaign is cancelled and started afresh;
 - ``work()`` returning or raising is a bug: it propagates and stops the operator loudly.
 """
 
