@@ -45,6 +45,8 @@ class Resource:
     version: str
     plural: str
     namespaced: bool
+    label_selector: str = ""
+    """Only objects with these labels are listed and watched ("" for all)."""
 
     def __str__(self) -> str:
         return f"{self.plural}.{self.group}" if self.group else self.plural
@@ -58,6 +60,19 @@ POD_MONITORS: Final = Resource(
     r.POD_MONITOR_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.POD_MONITOR_PLURAL, True
 )
 NAMESPACES: Final = Resource("Namespace", "", "v1", "namespaces", False)
+PROMETHEUS_RULES: Final = Resource(
+    r.PROMETHEUS_RULE_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.PROMETHEUS_RULE_PLURAL, True
+)
+PROBES: Final = Resource(r.PROBE_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.PROBE_PLURAL, True)
+# Only the rule ConfigMaps the operator writes: a cluster's other ConfigMaps are none of its business.
+RULE_CONFIGMAPS: Final = Resource(
+    "ConfigMap",
+    "",
+    "v1",
+    "configmaps",
+    True,
+    label_selector=f"{r.MANAGED_BY_LABEL}={r.MANAGED_BY_VALUE},{r.RULEFILES_LABEL}",
+)
 
 
 class ApiError(Exception):
@@ -235,6 +250,10 @@ class Kube:
     ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if resource == NAMESPACES:
             return self._core.list_namespace, ()
+        if resource.plural == "configmaps" and not resource.group:
+            if namespace is None:
+                return self._core.list_config_map_for_all_namespaces, ()
+            return self._core.list_namespaced_config_map, (namespace,)
         if namespace is None:
             return self._custom.list_cluster_custom_object, (
                 resource.group,
@@ -251,7 +270,7 @@ class Kube:
     async def list(self, resource: Resource, namespace: str | None = None) -> Listed:
         """List ``resource`` in ``namespace`` (None: all namespaces)."""
         method, args = self._list_method(resource, namespace)
-        doc = await self._call(method, *args)
+        doc = await self._call(method, *args, **_selecting(resource))
         items = [dict(item) for item in doc.get("items") or [] if isinstance(item, dict)]
         return Listed(
             items=items, resource_version=str((doc.get("metadata") or {}).get("resourceVersion") or "")
@@ -280,6 +299,7 @@ class Kube:
             resource_version=resource_version,
             allow_watch_bookmarks=True,
             timeout_seconds=timeout_s,
+            **_selecting(resource),
         )
         try:
             yield WatchStream(events)
@@ -305,6 +325,22 @@ class Kube:
         """Replace a Secret; body.metadata.resourceVersion makes a stale write fail with 409."""
         replaced: r.Secret = await self._call(self._core.replace_namespaced_secret, name, namespace, body)
         return replaced
+
+    async def create_config_map(self, namespace: str, body: r.ConfigMap) -> r.ConfigMap:
+        """Create a ConfigMap (409 when it already exists)."""
+        created: r.ConfigMap = await self._call(self._core.create_namespaced_config_map, namespace, body)
+        return created
+
+    async def replace_config_map(self, namespace: str, name: str, body: r.ConfigMap) -> r.ConfigMap:
+        """Replace a ConfigMap; body.metadata.resourceVersion makes a stale write fail with 409."""
+        replaced: r.ConfigMap = await self._call(
+            self._core.replace_namespaced_config_map, name, namespace, body
+        )
+        return replaced
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        """Delete a ConfigMap (404 when it is already gone)."""
+        await self._call(self._core.delete_namespaced_config_map, name, namespace)
 
     async def patch_status(self, namespace: str, name: str, status: r.PrometheusConfigStatus) -> None:
         """Merge-patch the status subresource of a PrometheusConfig."""
@@ -356,6 +392,10 @@ class Kube:
             )
         )
         return election.run
+
+
+def _selecting(resource: Resource) -> dict[str, str]:
+    return {"label_selector": resource.label_selector} if resource.label_selector else {}
 
 
 class ConfigError(ValueError):

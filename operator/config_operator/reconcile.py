@@ -7,6 +7,8 @@ For a key (namespace, name), from the informers' caches:
 - otherwise ``generate()`` the config from the selected monitors, and write the Secret ``secret_name(pc)``
   only when its data (or our label and ownerReference) differ, so a resync with no change leaves its
   resourceVersion alone and Prometheus is not reloaded for nothing; a 409 is retried after a fresh read;
+- the rule ConfigMaps of the selected PrometheusRules (``rulefiles``): written before the Secret, the
+  stale ones deleted after it, so the config never points at rules that are not there yet;
 - the status subresource says what happened (only patched when it differs: every patch is a watch event
   that queues the key again);
 - Events: a Warning per rejected monitor, a Warning for a malformed PrometheusConfig (whose last good
@@ -29,7 +31,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from config_operator import generate as g
+from config_operator import rulefiles
 from config_operator.client import ApiError
+from config_operator.generate.alerting import secret_names as alerting_secret_names
+from config_operator.generate.rules import RuleFiles
 from config_operator.informer import Store
 from config_operator.metrics import OperatorMetrics
 from config_operator.resources import (
@@ -38,6 +43,7 @@ from config_operator.resources import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     Condition,
+    ConfigMap,
     ObjectKey,
     OwnerReference,
     PrometheusConfig,
@@ -61,6 +67,9 @@ class KubeWrites(Protocol):
     async def replace_secret(self, namespace: str, name: str, body: Secret) -> Secret: ...
     async def patch_status(self, namespace: str, name: str, status: PrometheusConfigStatus) -> None: ...
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def create_config_map(self, namespace: str, body: ConfigMap) -> ConfigMap: ...
+    async def replace_config_map(self, namespace: str, name: str, body: ConfigMap) -> ConfigMap: ...
+    async def delete_config_map(self, namespace: str, name: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,10 @@ class Caches:
     service_monitors: Store
     pod_monitors: Store
     namespaces: Store
+    prometheus_rules: Store = field(default_factory=Store)
+    probes: Store = field(default_factory=Store)
+    rule_config_maps: Store = field(default_factory=Store)
+    """Only the rule ConfigMaps the operator wrote (a label selector)."""
 
 
 class ConflictError(RuntimeError):
@@ -224,6 +237,7 @@ class _Reported:
     """What was last reported for a key, so a resync does not post the same Warnings again."""
 
     rejected: frozenset[g.Rejected] = frozenset()
+    rejected_rules: frozenset[g.Rejected] = frozenset()
     invalid: str | None = None
     status: PrometheusConfigStatus | None = None
     """The status we last patched: the cache may not have seen that patch yet."""
@@ -269,12 +283,27 @@ class Reconciler:
                 self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
                 self.caches.namespaces.objects(),  # type: ignore[arg-type]
                 await self._additional_secrets(pc),
+                prometheus_rules=self.caches.prometheus_rules.objects(),  # type: ignore[arg-type]
+                probes=self.caches.probes.objects(),  # type: ignore[arg-type]
             )
         except g.InvalidConfig as exc:
             await self._invalid(key, pc, str(exc))
             return
         await self._report_rejected(key, pc, generated.rejected)
+        await self._report_rejected_rules(key, pc, generated.rules)
+        # Rule ConfigMaps first and stale ones last, so the config never points at missing rules.
+        rule_plan = rulefiles.plan(
+            key,
+            owner_reference(pc),
+            generated.rules,
+            rulefiles.owned(key, self.caches.rule_config_maps.objects()),
+        )
+        writer = rulefiles.Writer(self.kube)
+        for name in await writer.write(key.namespace, rule_plan):
+            log.info("rule configmap written", extra={"key": str(key), "configmap": name})
         operation = await self._write_secret(pc, g.compress(generated.config))
+        for name in await writer.delete(key.namespace, rule_plan):
+            log.info("stale rule configmap deleted", extra={"key": str(key), "configmap": name})
         if operation:
             self.metrics.secret_writes.labels(operation).inc()
             name, digest = g.secret_name(pc), g.config_hash(generated.config)[:12]
@@ -297,8 +326,17 @@ class Reconciler:
         message = (
             f"{generated.service_monitors} ServiceMonitors, {generated.pod_monitors} PodMonitors selected"
         )
+        if generated.probes:
+            message += f", {generated.probes} Probes"
         if generated.rejected:
             message += f", {len(generated.rejected)} rejected"
+        if generated.rules is not None:
+            message += (
+                f"; {len(generated.rules.files)} PrometheusRules in "
+                f"{len(generated.rules.config_maps)} ConfigMaps"
+            )
+            if generated.rules.rejected:
+                message += f", {len(generated.rules.rejected)} rejected"
         await self._set_status(
             key,
             pc,
@@ -309,13 +347,21 @@ class Reconciler:
         self._reported.setdefault(key, _Reported()).invalid = None
 
     async def _additional_secrets(self, pc: PrometheusConfig) -> list[Secret]:
-        """The Secret that spec.additionalScrapeConfigs names, if it exists (generate() reports a missing one)."""
+        """The Secrets that spec.additionalScrapeConfigs and the alerting fields name, those that exist
+        (generate() reports a missing one)."""
         spec: Any = pc.get("spec") or {}
-        ref = spec.get("additionalScrapeConfigs") if isinstance(spec, dict) else None
-        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str) or not ref["name"]:
+        if not isinstance(spec, dict):
             return []
-        secret = await self.kube.get_secret(ObjectKey.of(pc).namespace, ref["name"])
-        return [secret] if secret is not None else []
+        ref = spec.get("additionalScrapeConfigs")
+        names = alerting_secret_names(spec)
+        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            names.add(ref["name"])
+        found = []
+        for name in sorted(n for n in names if n):
+            secret = await self.kube.get_secret(ObjectKey.of(pc).namespace, name)
+            if secret is not None:
+                found.append(secret)
+        return found
 
     async def _invalid(self, key: ObjectKey, pc: PrometheusConfig, message: str) -> None:
         """A malformed PrometheusConfig: Reconciled=False and a Warning; the last good Secret stays."""
@@ -347,6 +393,25 @@ class Reconciler:
                 )
                 await self._event(pc, "Warning", "MonitorRejected", rejected_message(item))
         reported.rejected = frozenset(rejected)
+
+    async def _report_rejected_rules(
+        self, key: ObjectKey, pc: PrometheusConfig, rules: RuleFiles | None
+    ) -> None:
+        """A Warning (InvalidConfiguration) on each newly rejected PrometheusRule, as prometheus-operator."""
+        reported = self._reported.setdefault(key, _Reported())
+        rejected = rules.rejected if rules is not None else ()
+        for item in rejected:
+            if item in reported.rejected_rules:
+                continue
+            log.warning(
+                "prometheusrule rejected",
+                extra={"key": str(key), "rule": f"{item.namespace}/{item.name}", "err": item.reason},
+            )
+            cached = self.caches.prometheus_rules.get(ObjectKey(item.namespace, item.name)) or {}
+            uid = str((cached.get("metadata") or {}).get("uid", ""))
+            body = rulefiles.rejected_rule_event(item, uid, self._event_body(pc, "Warning", "", ""))
+            await self._post_event(item.namespace, body, rulefiles.INVALID_CONFIGURATION)
+        reported.rejected_rules = frozenset(rejected)
 
     async def _write_secret(self, pc: PrometheusConfig, compressed: bytes) -> str | None:
         """Create or update the Secret; return "create", "update", or None when it was already right."""
@@ -384,9 +449,8 @@ class Reconciler:
             raise
         reported.status = status
 
-    async def _event(self, pc: PrometheusConfig, type_: str, reason: str, message: str) -> None:
-        """Post an Event; best effort, as client-go's recorder: a failure is logged, not retried."""
-        body = event(
+    def _event_body(self, pc: PrometheusConfig, type_: str, reason: str, message: str) -> dict[str, Any]:
+        return event(
             pc,
             type_=type_,
             reason=reason,
@@ -395,10 +459,19 @@ class Reconciler:
             instance=self.instance,
             name_suffix=uuid.uuid4().hex[:16],
         )
+
+    async def _event(self, pc: PrometheusConfig, type_: str, reason: str, message: str) -> None:
+        """Post an Event about ``pc``."""
+        await self._post_event(
+            ObjectKey.of(pc).namespace, self._event_body(pc, type_, reason, message), reason
+        )
+
+    async def _post_event(self, namespace: str, body: dict[str, Any], reason: str) -> None:
+        """Best effort, as client-go's recorder: a failure is logged, not retried."""
         try:
-            await self.kube.create_event(ObjectKey.of(pc).namespace, body)
+            await self.kube.create_event(namespace, body)
         except ApiError as exc:
             log.warning(
                 "could not post event",
-                extra={"key": str(ObjectKey.of(pc)), "reason": reason, "err": str(exc)},
+                extra={"namespace": namespace, "reason": reason, "err": str(exc)},
             )

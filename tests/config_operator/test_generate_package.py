@@ -17,11 +17,18 @@ LAYERS = [
     "lookup",
     "relabel",
     "spec",
+    "gate",
     "selection",
+    "rules",
+    "limits",
     "globals",
     "endpoints",
+    "tenancy",
+    "probes",
     "alerting",
     "additional",
+    "sharding",
+    "remote_write",
     "config",
 ]
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from config_operator import generate as g
 from config_operator.render import render_files
+from reloader.render import Expansion, render
 from tests.e2e import test_relabel as hand_written
 from tests.support import relabel_model as model
 from tests.support.filesd import (
@@ -42,6 +43,16 @@ from tests.support.procs import Target, http_post, wait_for
 
 EXAMPLES = int(os.environ.get("RELABEL_FUZZ_EXAMPLES", "3"))
 NAMESPACES = ("shop", "billing")
+
+
+# As config-reloader renders the config in the pod of the one shard there is.
+POD_ENV = {"POD_NAME": "prometheus-main-0", "SHARD": "0"}
+
+
+def expanded(config_yaml: str) -> str:
+    """``config_yaml`` with its $(VAR) placeholders expanded by the reloader's own renderer."""
+    chunks = render([g.compress(config_yaml.encode())], POD_ENV, Expansion(), source="fuzz", strict=True)
+    return b"".join(chunks).decode()
 
 
 def predicted(config_yaml: str, targets_dir: Path) -> dict[str, model.Outcome]:
@@ -96,7 +107,7 @@ def test_model_agrees_with_the_hand_written_expectations(case: str, tmp_path: Pa
     expected = hand_written.CASES[case]
     config = render_files([str(hand_written.GOLDEN / case / "input.yaml")]).text
     write_targets(config, hand_written.CLUSTER, tmp_path)
-    outcomes = predicted(config, tmp_path)
+    outcomes = predicted(expanded(config), tmp_path)
     assert set(outcomes) == set(expected.kept)
     for job, kept in expected.kept.items():
         got = sorted((t.label_dict for t in outcomes[job].active), key=lambda d: sorted(d.items()))
@@ -353,9 +364,9 @@ def test_model_and_prometheus_agree_on_random_monitors(
     # A fresh directory per example, so no file of an earlier example is mistaken for this one's.
     workdir = Path(tempfile.mkdtemp(prefix="example-", dir=Path(prometheus.config_path).parent))
     counts = write_targets(config, cluster, workdir)
-    expected = predicted(config, workdir)
+    expected = predicted(expanded(config), workdir)
     assert set(expected) == set(counts)
-    Path(prometheus.config_path).write_text(to_file_sd(config, workdir))
+    Path(prometheus.config_path).write_text(expanded(to_file_sd(config, workdir)))
     status, body = http_post(prometheus.reload_url)
     assert status == 200, body
     jobs = {job: target_file(workdir, job) for job in expected}

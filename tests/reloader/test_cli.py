@@ -345,7 +345,7 @@ def test_missing_watched_directory_at_startup_is_exit_1_with_one_line(
     [
         ("--watch-interval=3x", "invalid duration '3x'"),
         ("--delay-interval=-1s", "invalid duration '-1s'"),
-        ("--reload-timeout=", "empty duration"),
+        ("--reload-timeout=", "invalid duration '': empty"),
         ("--reload-method=smoke", "'smoke' is not one of 'http', 'signal'"),
         ("--log-format=xml", "'xml' is not one of 'logfmt', 'json'"),
         ("--log-level=verbose", "'verbose' is not one of"),

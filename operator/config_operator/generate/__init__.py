@@ -7,9 +7,11 @@ The package is split by concern, and its modules import only downward in this or
 - ``relabel``: relabel configs;
 - ``spec``: the PrometheusConfig's own fields and their validation;
 - ``selection``: which monitors a PrometheusConfig selects;
+- ``rules``: PrometheusRules as rule files, split over ConfigMaps;
 - ``globals``: the ``global`` section and ``rule_files``;
 - ``endpoints``: ServiceMonitor and PodMonitor endpoints as scrape jobs;
-- ``alerting``: the alertmanagers;
+- ``probes``: Probes as scrape jobs;
+- ``alerting``: the alertmanagers (static, or a Service found by discovery) and alert relabelings;
 - ``additional``: ``additionalScrapeConfigs``;
 - ``config``: ``generate()``, which puts them together.
 
@@ -28,6 +30,7 @@ from config_operator.generate.config import Generated, compress, config_hash, ge
 from config_operator.generate.endpoints import ENDPOINT_FIELDS, POD_MONITOR_FIELDS, SERVICE_MONITOR_FIELDS
 from config_operator.generate.lookup import Lookup, Reference, UnreadableValue
 from config_operator.generate.relabel import relabel_config
+from config_operator.generate.rules import RuleConfigMap, RuleFiles
 from config_operator.generate.selection import may_select
 from config_operator.generate.spec import SPEC_FIELDS
 
@@ -42,6 +45,8 @@ __all__ = [
     "Lookup",
     "Reference",
     "Rejected",
+    "RuleConfigMap",
+    "RuleFiles",
     "UnreadableValue",
     "compress",
     "config_hash",

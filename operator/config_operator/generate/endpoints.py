@@ -13,6 +13,7 @@ from typing import Any
 
 from config_operator import selectors
 from config_operator.generate.common import SCHEMES, Reject, parse_duration_ms, sanitize_label_name
+from config_operator.generate.limits import MONITOR_LIMIT_FIELDS
 from config_operator.generate.relabel import relabel_list
 from config_operator.resources import ObjectKey
 
@@ -29,11 +30,13 @@ ENDPOINT_FIELDS = frozenset(
         "metricRelabelings",
     }
 )
-SERVICE_MONITOR_FIELDS = frozenset(
-    {"selector", "namespaceSelector", "endpoints", "jobLabel", "targetLabels", "podTargetLabels"}
-)
-POD_MONITOR_FIELDS = frozenset(
-    {"selector", "namespaceSelector", "podMetricsEndpoints", "jobLabel", "podTargetLabels"}
+SERVICE_MONITOR_FIELDS = (
+    frozenset({"selector", "namespaceSelector", "endpoints", "jobLabel", "targetLabels", "podTargetLabels"})
+    | MONITOR_LIMIT_FIELDS
+)  # the limits are read by generate.limits
+POD_MONITOR_FIELDS = (
+    frozenset({"selector", "namespaceSelector", "podMetricsEndpoints", "jobLabel", "podTargetLabels"})
+    | MONITOR_LIMIT_FIELDS
 )
 
 
