@@ -360,9 +360,15 @@ def test_model_and_prometheus_agree_on_random_monitors(
     case: tuple[Cluster, list[dict[str, Any]], list[dict[str, Any]]], prometheus: Target
 ) -> None:
     cluster, monitors, namespaces = case
+    # A fresh directory and fresh job names per example: Prometheus keeps a job's old targets across a
+    # reload until its discovery sends an update, and an empty target file sends none.
+    parent = Path(prometheus.config_path).parent
+    tag = f"e{len(list(parent.glob('example-*')))}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"example-{tag}-", dir=parent))
+    monitors = [
+        {**m, "metadata": {**m["metadata"], "name": f"{tag}-{m['metadata']['name']}"}} for m in monitors
+    ]
     config = generated(monitors, namespaces)
-    # A fresh directory per example, so no file of an earlier example is mistaken for this one's.
-    workdir = Path(tempfile.mkdtemp(prefix="example-", dir=Path(prometheus.config_path).parent))
     counts = write_targets(config, cluster, workdir)
     expected = predicted(expanded(config), workdir)
     assert set(expected) == set(counts)
