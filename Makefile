@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv debian-deps lint test unit soak demo bench clean
+.PHONY: venv debian-deps lint test unit soak chaos-long demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ unit: $(STAMP)
 # The long soak (issue 12): 10,000 random file operations over a few minutes; `make test` runs a short one.
 soak: $(STAMP)
 	SOAK_OPS=10000 SOAK_MAX_PAUSE_MS=30 $(BIN)/pytest tests/reloader/test_soak.py -s $(PYTEST_ARGS)
+
+# The long operator chaos and relabel fuzzing (issue 12): `make test` runs short ones.
+chaos-long: $(STAMP) debian-deps
+	CHAOS_OPS=10000 $(BIN)/pytest tests/config_operator/test_chaos.py $(PYTEST_ARGS)
+	RELABEL_FUZZ_EXAMPLES=40 RELABEL_FUZZ_RANDOM=1 $(BIN)/pytest tests/e2e/test_relabel_fuzz.py $(PYTEST_ARGS)
 
 demo: $(STAMP) debian-deps
 	$(BIN)/python examples/demo/demo.py

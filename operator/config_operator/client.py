@@ -8,6 +8,7 @@ as custom objects, not as generated model classes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -165,6 +166,33 @@ class WatchStream:
         if not isinstance(raw, dict) or not isinstance(event.get("type"), str):
             raise ApiError(500, "InvalidWatchEvent", "event without a type or an object")
         return WatchEvent(type=str(event["type"]), object=raw)
+
+
+class _ReportingLeaseLock(LeaseLock):
+    """A LeaseLock that reports when each successful write of the Lease was sent.
+
+    The library bounds neither its requests nor the time since the last renewal that succeeded, so
+    a renewal that hangs keeps it leading past the Lease's expiry; leader.py stops the workers on
+    this report instead.
+    """
+
+    def __init__(self, *args: Any, on_renewed: Callable[[float], None]) -> None:
+        super().__init__(*args)
+        self._on_renewed = on_renewed
+
+    async def create(self, name: str, namespace: str, election_record: Any) -> bool:
+        sent_at = asyncio.get_running_loop().time()
+        created = bool(await super().create(name, namespace, election_record))
+        if created:
+            self._on_renewed(sent_at)
+        return created
+
+    async def update(self, name: str, namespace: str, updated_record: Any) -> bool:
+        sent_at = asyncio.get_running_loop().time()
+        updated = bool(await super().update(name, namespace, updated_record))
+        if updated:
+            self._on_renewed(sent_at)
+        return updated
 
 
 class Kube:
@@ -342,13 +370,16 @@ class Kube:
         retry_period_s: float,
         on_started: Callable[[], Coroutine[Any, Any, None]],
         on_stopped: Callable[[], Coroutine[Any, Any, None]],
+        on_renewed: Callable[[float], None] = lambda sent_at: None,
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         """One campaign of kubernetes_asyncio's leader election on a Lease.
 
         The returned coroutine function waits to acquire the Lease, runs ``on_started`` as a task while
         renewing, and returns (after cancelling that task and calling ``on_stopped``) once renewal fails.
+        ``on_renewed(sent_at)`` is called after each write of the Lease that succeeded, with the event
+        loop's time when it was sent.
         """
-        lock = LeaseLock(lease_name, lease_namespace, identity, self._api)
+        lock = _ReportingLeaseLock(lease_name, lease_namespace, identity, self._api, on_renewed=on_renewed)
         election = leaderelection.LeaderElection(
             electionconfig.Config(
                 lock,

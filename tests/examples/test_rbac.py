@@ -7,6 +7,9 @@ watches everything, reads the Secret an additionalScrapeConfigs names, creates a
 generated Secret, creates, updates and deletes rule ConfigMaps, patches status, posts Events (one for a
 rejected monitor), and campaigns for the Lease.
 Then the recorded calls and the rules are compared both ways: every call is allowed, every rule is used.
+Each replica sends its own bearer token (its kubeconfig's), so the fake server records who made each
+call: every replica's calls are checked against the rules on their own, and only the Lease holder of
+the moment wrote anything but the Lease.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import yaml
 
 from tests.fakekube import FakeKube
 from tests.support import procs
+from tests.support.chaos import overlapping_writers
 from tests.support.operator_run import secret_config
 from tests.support.polling import eventually
 from tests.support.rbac import OPERATOR, Call, Rule, compare, operator_manifests, operator_rules
@@ -140,6 +144,15 @@ def _kubelet_args(container: dict[str, Any], env: dict[str, str]) -> list[str]:
     return [re.sub(r"\$\(([A-Za-z0-9_]+)\)", lambda mt: env.get(mt[1], mt[0]), a) for a in container["args"]]
 
 
+def _kubeconfig_with_token(kube: FakeKube, tmp_path: Path, token: str) -> Path:
+    """A kubeconfig of the fake server whose user is ``token``: the server records it as the caller."""
+    doc = yaml.safe_load(kube.kubeconfig(namespace="default"))
+    doc["users"][0]["user"] = {"token": token}
+    path = tmp_path / f"kubeconfig-{token}"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
 def _config(kube: FakeKube) -> str:
     return (secret_config(kube, "monitoring", "prometheus-main") or b"").decode()
 
@@ -154,12 +167,12 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
 
     async with FakeKube.running(bookmark_interval_s=0.5) as kube:
         _seed(kube, namespace)
-        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
         running: list[tuple[asyncio.subprocess.Process, Path]] = []
         ports: list[int] = []
         try:
             for i in range(replicas):
                 pod_env = {"POD_NAME": f"config-operator-{i}", "POD_NAMESPACE": namespace}
+                kubeconfig = _kubeconfig_with_token(kube, tmp_path, pod_env["POD_NAME"])
                 port = procs.free_port()
                 args = [
                     a if not a.startswith("--listen-address=") else f"--listen-address=127.0.0.1:{port}"
@@ -270,7 +283,20 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
                     codes.append(await proc.wait())
         assert codes == [0] * replicas, logs()
         calls: set[Call] = {tuple(c) for c in kube.calls}  # type: ignore[misc]
+        identities = [f"config-operator-{i}" for i in range(replicas)]
+        by_replica = {name: {tuple(c) for c in kube.calls_by(name)} for name in identities}
+        writes = kube.writes
 
-    denied, unused = compare(operator_rules(), calls)
+    # Every call came from a replica, under its own name, and each of them made some.
+    assert set(kube.identities) == set(identities)
+    assert all(by_replica.values())
+    rules = operator_rules()
+    for name, own in by_replica.items():
+        denied, _ = compare(rules, own)  # type: ignore[arg-type]
+        assert denied == set(), f"{name}: calls the RBAC in rbac.yaml would deny: {sorted(denied)}"
+    assert overlapping_writers(writes, set(identities)) == []
+    writers = {w.identity for w in writes if w.resource == "secrets"}
+    assert len(writers) == 1, f"one leader wrote the Secret, not {writers}"
+    denied, unused = compare(rules, calls)
     assert denied == set(), f"calls the RBAC in rbac.yaml would deny: {sorted(denied)}"
     assert unused == set(), f"grants in rbac.yaml the operator never used: {sorted(unused)}"

@@ -509,7 +509,21 @@ class Store:
             self._earliest = self._history.popleft().resource_version
         for watcher in self._watchers:
             watcher.offer(change)
-        return copy.deepcopy(new)
+        result = copy.deepcopy(new)
+        if kind != "DELETED":
+            self._collect_if_orphaned(resource, namespace, new)
+        return result
+
+    def _collect_if_orphaned(self, resource: ResourceType, namespace: str, obj: Obj) -> None:
+        """An object written with owners that are all gone is deleted, as the garbage collector does
+        (there, a moment later): a client that writes a dependent of an owner deleted meanwhile must
+        not leave an orphan behind here either."""
+        owners = {ref.get("uid") for ref in obj["metadata"].get("ownerReferences") or []}
+        if not owners:
+            return
+        live_uids = {o["metadata"]["uid"] for o in self._objects.values()}
+        if not owners & live_uids:
+            self.delete(resource, namespace, obj["metadata"]["name"])
 
     def _collect_garbage(self, owner_uid: str) -> None:
         live_uids = {obj["metadata"]["uid"] for obj in self._objects.values()}

@@ -144,9 +144,11 @@ def generate(
             counts[kind] += 1
             scrape_configs.extend(jobs)
 
-    for job in additional_scrape_configs(spec, pc_key.namespace, lookup):
-        scrape_configs.append(shard_additional_job(job, shards))
-    _check_unique_job_names(scrape_configs)
+    additional = [
+        shard_additional_job(job, shards) for job in additional_scrape_configs(spec, pc_key.namespace, lookup)
+    ]
+    _check_unique_job_names(scrape_configs, additional)
+    scrape_configs.extend(additional)
     config["scrape_configs"] = scrape_configs
     if alerting is not None:
         config["alerting"] = with_replica_labeldrop(alerting, spec)
@@ -199,10 +201,24 @@ def secret_name(pc: PrometheusConfig) -> str:
     return f"prometheus-{ObjectKey.of(pc).name}"
 
 
-def _check_unique_job_names(jobs: Iterable[Mapping[str, Any]]) -> None:
-    seen: set[str] = set()
-    for job in jobs:
+def _check_unique_job_names(
+    generated: Iterable[Mapping[str, Any]], additional: Iterable[Mapping[str, Any]]
+) -> None:
+    # Only generated names are quoted: a name from the Secret is its content, and the message goes
+    # into an Event and the status, which more people can read than the Secret.
+    seen: dict[str, int | None] = {}
+    for job in generated:
         name = job["job_name"]
         if name in seen:
-            raise InvalidConfig(f"duplicate job_name {name!r} (check spec.additionalScrapeConfigs)")
-        seen.add(name)
+            raise InvalidConfig(f"duplicate job_name {name!r}")
+        seen[name] = None
+    for i, job in enumerate(additional):
+        name = job["job_name"]
+        if name in seen:
+            first = seen[name]
+            if first is None:
+                raise InvalidConfig(f"duplicate job_name {name!r} (check spec.additionalScrapeConfigs)")
+            raise InvalidConfig(
+                f"spec.additionalScrapeConfigs: scrape config {i} has the job_name of scrape config {first}"
+            )
+        seen[name] = i
