@@ -238,6 +238,16 @@ class Secret(TypedDict, total=False):
     stringData: dict[str, str]
 
 
+class ConfigMap(TypedDict, total=False):
+    """v1 ConfigMap; ``data`` values are plain text, ``binaryData`` base64."""
+
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+    data: dict[str, str]
+    binaryData: dict[str, str]
+
+
 # Any of the raw objects, when the kind is only known at run time.
 AnyObject = dict[str, Any]
 

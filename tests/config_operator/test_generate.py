@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-import config_operator.generate as generate_module
+import config_operator.generate.common as generate_common
 from config_operator.generate import (
     SECRET_KEY,
     Generated,
@@ -85,7 +85,7 @@ class _PurePythonDumper(yaml.SafeDumper):
 def test_golden_without_libyaml(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Generation uses libyaml's emitter when PyYAML has it; an operator image without it must still
     # write the same bytes, or two replicas would keep rewriting the Secret.
-    monkeypatch.setattr(generate_module, "_Dumper", _PurePythonDumper)
+    monkeypatch.setattr(generate_common, "_Dumper", _PurePythonDumper)
     rendered = render_files([str(GOLDEN / case / "input.yaml")])
     assert rendered.text == (GOLDEN / case / "expected.yaml").read_text()
 

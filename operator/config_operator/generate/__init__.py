@@ -1,0 +1,55 @@
+"""Config generation: a PrometheusConfig plus what it selects become prometheus.yaml. Pure, no I/O.
+
+The package is split by concern, and its modules import only downward in this order:
+
+- ``common``: errors, durations, label names, YAML output;
+- ``lookup``: the one seam for Secret and ConfigMap values;
+- ``relabel``: relabel configs;
+- ``spec``: the PrometheusConfig's own fields and their validation;
+- ``selection``: which monitors a PrometheusConfig selects;
+- ``globals``: the ``global`` section and ``rule_files``;
+- ``endpoints``: ServiceMonitor and PodMonitor endpoints as scrape jobs;
+- ``alerting``: the alertmanagers;
+- ``additional``: ``additionalScrapeConfigs``;
+- ``config``: ``generate()``, which puts them together.
+
+This module only re-exports the public names.
+"""
+
+from config_operator.generate.common import (
+    SECRET_KEY,
+    InvalidConfig,
+    Rejected,
+    dump_yaml,
+    parse_duration_ms,
+    sanitize_label_name,
+)
+from config_operator.generate.config import Generated, compress, config_hash, generate, secret_name
+from config_operator.generate.endpoints import ENDPOINT_FIELDS, POD_MONITOR_FIELDS, SERVICE_MONITOR_FIELDS
+from config_operator.generate.lookup import Lookup, Reference, UnreadableValue
+from config_operator.generate.relabel import relabel_config
+from config_operator.generate.selection import may_select
+from config_operator.generate.spec import SPEC_FIELDS
+
+__all__ = [
+    "ENDPOINT_FIELDS",
+    "POD_MONITOR_FIELDS",
+    "SECRET_KEY",
+    "SERVICE_MONITOR_FIELDS",
+    "SPEC_FIELDS",
+    "Generated",
+    "InvalidConfig",
+    "Lookup",
+    "Reference",
+    "Rejected",
+    "UnreadableValue",
+    "compress",
+    "config_hash",
+    "dump_yaml",
+    "generate",
+    "may_select",
+    "parse_duration_ms",
+    "relabel_config",
+    "sanitize_label_name",
+    "secret_name",
+]
