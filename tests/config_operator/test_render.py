@@ -177,7 +177,9 @@ def test_secrets_and_configmaps_in_the_input_feed_the_lookups(tmp_path: Path) ->
     )
     secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: auth, namespace: shop}\n"
     secret += "stringData: {user: alice}\ndata: {pass: c2VjcmV0}\n"
-    configmap = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: shop}\ndata: {ca.crt: PEM}\n"
+    configmap = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: shop}\ndata: {ca.crt: PEM}\n"
+    )
     path.write_text("---\n".join([monitor, secret, configmap, PC.format(name="main")]))
     rendered = render_files([str(path)])
     (job,) = yaml.safe_load(rendered.text)["scrape_configs"]

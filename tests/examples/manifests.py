@@ -104,7 +104,9 @@ def structural_errors(schema: dict[str, Any], path: str = "") -> list[str]:
     every node has a type (unless it preserves unknown fields or is int-or-string), and properties sit only
     on objects."""
     found: list[str] = []
-    untyped_ok = schema.get("x-kubernetes-preserve-unknown-fields") or schema.get("x-kubernetes-int-or-string")
+    untyped_ok = schema.get("x-kubernetes-preserve-unknown-fields") or schema.get(
+        "x-kubernetes-int-or-string"
+    )
     if "type" not in schema and not untyped_ok:
         found.append(f"{path or '<root>'}: no type")
     if "properties" in schema and schema.get("type") != "object":

@@ -14,15 +14,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
 from config_operator.generate.common import InvalidConfig, Reject, Rejected, dump_yaml
-from config_operator.generate.endpoints import monitor_jobs
+from config_operator.generate.endpoints import JobContext, monitor_jobs
 from config_operator.generate.globals import global_block, rule_files
 from config_operator.generate.lookup import Lookup, Reference
+from config_operator.generate.scrape_classes import scrape_classes
 from config_operator.generate.selection import selects
 from config_operator.generate.spec import (
     DEFAULT_SCRAPE_INTERVAL,
@@ -30,6 +31,7 @@ from config_operator.generate.spec import (
     selector_field,
     validate_spec,
 )
+from config_operator.generate.versions import spec_version
 from config_operator.resources import (
     ConfigMap,
     Namespace,
@@ -56,6 +58,10 @@ class Generated:
     """Selected monitors that were skipped: ServiceMonitors, then PodMonitors, each by namespace/name."""
     references: frozenset[Reference] = frozenset()
     """Every Secret and ConfigMap generation asked for: what the reconciler must watch."""
+    tls_assets: Mapping[str, str] = field(default_factory=dict)
+    """TLS files of the accepted monitors, by file name: the tls-assets Secrets' data."""
+    warnings: tuple[str, ...] = ()
+    """What the version gates left out of accepted monitors, one line each."""
 
 
 def generate(
@@ -84,8 +90,18 @@ def generate(
         config["rule_files"] = rule_files(spec["ruleFiles"])
     alerting = alerting_section(spec["alerting"]) if spec.get("alerting") is not None else None
 
+    job_context = JobContext(
+        global_interval,
+        lookup,
+        spec_version(spec),
+        scrape_classes(spec),
+        _discovery_role(spec),
+        _deny_file_access(spec),
+    )
     scrape_configs: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
+    tls_assets: dict[str, str] = {}
+    warnings: list[str] = []
     counts = {"ServiceMonitor": 0, "PodMonitor": 0}
     groups: tuple[tuple[str, Sequence[Any], str, str], ...] = (
         ("ServiceMonitor", service_monitors, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
@@ -99,12 +115,14 @@ def generate(
             if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
                 continue
             try:
-                jobs = monitor_jobs(kind, monitor, global_interval)
+                jobs = monitor_jobs(kind, monitor, job_context)
             except Reject as exc:
                 rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
                 continue
             counts[kind] += 1
-            scrape_configs.extend(jobs)
+            scrape_configs.extend(jobs.jobs)
+            tls_assets.update(jobs.tls_files)
+            warnings.extend(f"{kind} {key}: {w}" for w in jobs.warnings)
 
     scrape_configs.extend(additional_scrape_configs(spec, pc_key.namespace, lookup))
     _check_unique_job_names(scrape_configs)
@@ -117,6 +135,8 @@ def generate(
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
+        tls_assets=tls_assets,
+        warnings=tuple(warnings),
     )
 
 
@@ -137,6 +157,28 @@ def secret_name(pc: PrometheusConfig) -> str:
     if isinstance(name, str) and name:
         return name
     return f"prometheus-{ObjectKey.of(pc).name}"
+
+
+def _discovery_role(spec: Mapping[str, Any]) -> str:
+    role = spec.get("serviceDiscoveryRole")
+    if role is None:
+        return "Endpoints"
+    if role not in ("Endpoints", "EndpointSlice"):
+        raise InvalidConfig(f"spec.serviceDiscoveryRole: {role!r} is not Endpoints or EndpointSlice")
+    return str(role)
+
+
+def _deny_file_access(spec: Mapping[str, Any]) -> bool:
+    value = spec.get("arbitraryFSAccessThroughSMs")
+    if value is None:
+        return False
+    if (
+        not isinstance(value, Mapping)
+        or set(value) - {"deny"}
+        or not isinstance(value.get("deny", False), bool)
+    ):
+        raise InvalidConfig("spec.arbitraryFSAccessThroughSMs may hold only deny (a boolean)")
+    return bool(value.get("deny", False))
 
 
 def _check_unique_job_names(jobs: Iterable[Mapping[str, Any]]) -> None:

@@ -30,6 +30,11 @@ SPEC_FIELDS = frozenset(
         "additionalScrapeConfigs",
         "secretName",
         "paused",
+        # issue 8
+        "version",
+        "scrapeClasses",
+        "serviceDiscoveryRole",
+        "arbitraryFSAccessThroughSMs",
     }
 )
 
