@@ -41,6 +41,8 @@ Standalone, from the repo root (plain http, no auth)::
   - ``delete(ref, namespace, name)``: also deletes objects whose ownerReferences all point at it
     (as the garbage collector would), and a Namespace's contents.
   - ``resource_version -> int``: the latest resourceVersion handed out.
+  - ``install_crd(crd)``: later writes of that resource are pruned (and defaulted) against the CRD's
+    openAPIV3Schema, as a real API server does (tests/fakekube/pruning.py).
   Namespace ("" for cluster-scoped resources) is always positional. Objects are returned as copies.
 - Faults:
   - ``fail_next(count=1, *, verb=None, resource=None, path=None, code=500) -> Fault``: the next

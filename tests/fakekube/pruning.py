@@ -65,7 +65,7 @@ def _object(value: Obj, schema: Mapping[str, Any], path: str, dropped: list[str]
     out: Obj = {}
     for key, item in value.items():
         where = f"{path}.{key}"
-        if kept_meta and key in _ROOT_KEPT and key not in properties:
+        if kept_meta and key in _ROOT_KEPT:  # the API server handles these itself, whatever the schema says
             out[key] = item
         elif key in properties:
             out[key] = _node(item, properties[key], where, dropped)
