@@ -32,12 +32,14 @@ from config_operator import generate as g
 from config_operator.client import ApiError
 from config_operator.informer import Store
 from config_operator.metrics import OperatorMetrics
+from config_operator.references import ReferenceIndex
 from config_operator.resources import (
     API_VERSION,
     KIND,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     Condition,
+    ConfigMap,
     ObjectKey,
     OwnerReference,
     PrometheusConfig,
@@ -57,6 +59,7 @@ class KubeWrites(Protocol):
     """The API calls a reconcile makes (``client.Kube`` has them)."""
 
     async def get_secret(self, namespace: str, name: str) -> Secret | None: ...
+    async def get_configmap(self, namespace: str, name: str) -> ConfigMap | None: ...
     async def create_secret(self, namespace: str, body: Secret) -> Secret: ...
     async def replace_secret(self, namespace: str, name: str, body: Secret) -> Secret: ...
     async def patch_status(self, namespace: str, name: str, status: PrometheusConfigStatus) -> None: ...
@@ -99,15 +102,22 @@ def desired_secret(pc: PrometheusConfig, compressed: bytes, current: Secret | No
     Other labels, annotations and non-controller owners on ``current`` are kept; its resourceVersion is
     carried over so that a concurrent change makes the write fail with 409 rather than be lost.
     """
-    key = ObjectKey.of(pc)
     data = {g.SECRET_KEY: base64.b64encode(compressed).decode()}
+    return desired_owned_secret(pc, g.secret_name(pc), data, current)
+
+
+def desired_owned_secret(
+    pc: PrometheusConfig, name: str, data: dict[str, str], current: Secret | None
+) -> Secret | None:
+    """A Secret ``name`` owned by ``pc`` holding ``data`` (base64 values), or None when ``current`` is it."""
+    key = ObjectKey.of(pc)
     ours = owner_reference(pc)
     if current is None:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {
-                "name": g.secret_name(pc),
+                "name": name,
                 "namespace": key.namespace,
                 "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
                 "ownerReferences": [ours],
@@ -224,6 +234,7 @@ class _Reported:
     """What was last reported for a key, so a resync does not post the same Warnings again."""
 
     rejected: frozenset[g.Rejected] = frozenset()
+    warnings: tuple[str, ...] = ()
     invalid: str | None = None
     status: PrometheusConfigStatus | None = None
     """The status we last patched: the cache may not have seen that patch yet."""
@@ -239,6 +250,8 @@ class Reconciler:
     instance: str = COMPONENT
     """Who posts the Events (reportingInstance): the pod name or the leader-election identity."""
     now: Callable[[], str] = _utc_now
+    references: ReferenceIndex = field(default_factory=ReferenceIndex)
+    """The Secrets and ConfigMaps each PrometheusConfig read (the app watches them)."""
     _reported: dict[ObjectKey, _Reported] = field(default_factory=dict, init=False, repr=False)
 
     async def reconcile(self, key: ObjectKey) -> None:
@@ -257,23 +270,21 @@ class Reconciler:
         pc: PrometheusConfig | None = self.caches.prometheus_configs.get(key)  # type: ignore[assignment]
         if pc is None or (pc.get("metadata") or {}).get("deletionTimestamp"):
             self._reported.pop(key, None)
+            self.references.forget(key)
             return
         spec: Any = pc.get("spec") or {}
         if isinstance(spec, dict) and spec.get("paused") is True:
             log.debug("paused, skipped", extra={"key": str(key)})
             return
         try:
-            generated = g.generate(
-                pc,
-                self.caches.service_monitors.objects(),  # type: ignore[arg-type]
-                self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
-                self.caches.namespaces.objects(),  # type: ignore[arg-type]
-                await self._additional_secrets(pc),
-            )
+            generated = await self._generate(key, pc)
         except g.InvalidConfig as exc:
             await self._invalid(key, pc, str(exc))
             return
         await self._report_rejected(key, pc, generated.rejected)
+        self._report_warnings(key, generated.warnings)
+        # The TLS files first: a config pointing at files the pod cannot have yet would fail its scrapes.
+        await self._write_tls_assets(pc, generated.tls_assets)
         operation = await self._write_secret(pc, g.compress(generated.config))
         if operation:
             self.metrics.secret_writes.labels(operation).inc()
@@ -308,14 +319,61 @@ class Reconciler:
         )
         self._reported.setdefault(key, _Reported()).invalid = None
 
-    async def _additional_secrets(self, pc: PrometheusConfig) -> list[Secret]:
-        """The Secret that spec.additionalScrapeConfigs names, if it exists (generate() reports a missing one)."""
-        spec: Any = pc.get("spec") or {}
-        ref = spec.get("additionalScrapeConfigs") if isinstance(spec, dict) else None
-        if not isinstance(ref, dict) or not isinstance(ref.get("name"), str) or not ref["name"]:
-            return []
-        secret = await self.kube.get_secret(ObjectKey.of(pc).namespace, ref["name"])
-        return [secret] if secret is not None else []
+    async def _generate(self, key: ObjectKey, pc: PrometheusConfig) -> g.Generated:
+        """generate() with the Secrets and ConfigMaps it reads, fetched by name (never a cluster-wide cache).
+
+        What generation reads depends only on the specs, so a second pass with what the first one asked
+        for is complete; the last pass's references are what the app watches for this key.
+        """
+        fetched: dict[g.Reference, Any] = {}
+        wanted = set(self.references.of(key))
+        for _ in range(3):
+            for ref in sorted(wanted - fetched.keys()):
+                get = self.kube.get_secret if ref.kind == "Secret" else self.kube.get_configmap
+                fetched[ref] = await get(ref.namespace, ref.name)
+            generated = g.generate(
+                pc,
+                self.caches.service_monitors.objects(),  # type: ignore[arg-type]
+                self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
+                self.caches.namespaces.objects(),  # type: ignore[arg-type]
+                [o for r, o in fetched.items() if o is not None and r.kind == "Secret"],
+                configmaps=[o for r, o in fetched.items() if o is not None and r.kind == "ConfigMap"],
+            )
+            wanted = set(generated.references)
+            if wanted <= fetched.keys():
+                break
+        self.references.set(key, generated.references)
+        return generated
+
+    def _report_warnings(self, key: ObjectKey, warnings: Sequence[str]) -> None:
+        """What the version gates left out: logged when it changes (no Event: the config is fine)."""
+        reported = self._reported.setdefault(key, _Reported())
+        if tuple(warnings) != reported.warnings:
+            for warning in warnings:
+                log.warning("field left out", extra={"key": str(key), "err": warning})
+        reported.warnings = tuple(warnings)
+
+    async def _write_tls_assets(self, pc: PrometheusConfig, files: dict[str, str] | Any) -> None:
+        """The shards prometheus-<name>-tls-assets-<n>; a shard no longer needed is emptied (the API
+        server's garbage collection removes them all with the PrometheusConfig)."""
+        namespace, name = ObjectKey.of(pc).namespace, ObjectKey.of(pc).name
+        shards = g.shard_tls_assets(dict(files))
+        index = 0
+        while True:
+            secret_name = g.tls_assets_secret_name(name, index)
+            if index >= len(shards):
+                current = await self.kube.get_secret(namespace, secret_name)
+                if current is None:
+                    return
+                shard: dict[str, str] = {}
+            else:
+                shard = shards[index]
+            await self._write_owned(pc, secret_name, shard)
+            index += 1
+
+    async def _write_owned(self, pc: PrometheusConfig, name: str, files: dict[str, str]) -> str | None:
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(files.items())}
+        return await self._write(pc, name, lambda current: desired_owned_secret(pc, name, data, current))
 
     async def _invalid(self, key: ObjectKey, pc: PrometheusConfig, message: str) -> None:
         """A malformed PrometheusConfig: Reconciled=False and a Warning; the last good Secret stays."""
@@ -350,10 +408,17 @@ class Reconciler:
 
     async def _write_secret(self, pc: PrometheusConfig, compressed: bytes) -> str | None:
         """Create or update the Secret; return "create", "update", or None when it was already right."""
-        namespace, name = ObjectKey.of(pc).namespace, g.secret_name(pc)
+        return await self._write(
+            pc, g.secret_name(pc), lambda current: desired_secret(pc, compressed, current)
+        )
+
+    async def _write(
+        self, pc: PrometheusConfig, name: str, desired: Callable[[Secret | None], Secret | None]
+    ) -> str | None:
+        namespace = ObjectKey.of(pc).namespace
         for _ in range(WRITE_ATTEMPTS):
             current = await self.kube.get_secret(namespace, name)
-            body = desired_secret(pc, compressed, current)
+            body = desired(current)
             if body is None:
                 return None
             try:
