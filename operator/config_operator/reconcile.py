@@ -322,28 +322,39 @@ class Reconciler:
     async def _generate(self, key: ObjectKey, pc: PrometheusConfig) -> g.Generated:
         """generate() with the Secrets and ConfigMaps it reads, fetched by name (never a cluster-wide cache).
 
-        What generation reads depends only on the specs, so a second pass with what the first one asked
-        for is complete; the last pass's references are what the app watches for this key.
+        What generation reads depends only on the specs, so it ends: each pass fetches what the last
+        one asked for and did not have. The last pass's references are what the app watches for this
+        key, also when the PrometheusConfig is invalid (a missing Secret may yet appear).
         """
         fetched: dict[g.Reference, Any] = {}
         wanted = set(self.references.of(key))
-        for _ in range(3):
+        while True:
             for ref in sorted(wanted - fetched.keys()):
                 get = self.kube.get_secret if ref.kind == "Secret" else self.kube.get_configmap
                 fetched[ref] = await get(ref.namespace, ref.name)
-            generated = g.generate(
-                pc,
-                self.caches.service_monitors.objects(),  # type: ignore[arg-type]
-                self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
-                self.caches.namespaces.objects(),  # type: ignore[arg-type]
+            lookup = g.Lookup(
                 [o for r, o in fetched.items() if o is not None and r.kind == "Secret"],
-                configmaps=[o for r, o in fetched.items() if o is not None and r.kind == "ConfigMap"],
+                [o for r, o in fetched.items() if o is not None and r.kind == "ConfigMap"],
             )
+            try:
+                generated = g.generate(
+                    pc,
+                    self.caches.service_monitors.objects(),  # type: ignore[arg-type]
+                    self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
+                    self.caches.namespaces.objects(),  # type: ignore[arg-type]
+                    [],
+                    lookup=lookup,
+                )
+            except g.InvalidConfig:
+                if lookup.references <= fetched.keys():
+                    self.references.set(key, lookup.references)
+                    raise
+                wanted = set(lookup.references)
+                continue
+            if generated.references <= fetched.keys():
+                self.references.set(key, generated.references)
+                return generated
             wanted = set(generated.references)
-            if wanted <= fetched.keys():
-                break
-        self.references.set(key, generated.references)
-        return generated
 
     def _report_warnings(self, key: ObjectKey, warnings: Sequence[str]) -> None:
         """What the version gates left out: logged when it changes (no Event: the config is fine)."""

@@ -3,8 +3,8 @@
 The operator runs as the Deployment runs it (its args, two replicas, leader election on), as real
 processes, against the fake API server (tests/fakekube), which records every call as (verb, apiGroup,
 resource, subresource, namespace). The scenario covers what the operator does in a cluster: it lists and
-watches everything, reads the Secret an additionalScrapeConfigs names, creates and then updates the
-generated Secret, patches status, posts Events (one for a rejected monitor), and campaigns for the Lease.
+watches everything, reads the Secret an additionalScrapeConfigs names and the Secret and ConfigMap a
+monitor names, creates and then updates the generated Secrets (the config, the tls-assets shard), patches status, posts Events (one for a rejected monitor), and campaigns for the Lease.
 Then the recorded calls and the rules are compared both ways: every call is allowed, every rule is used.
 """
 
@@ -108,7 +108,34 @@ def _seed(kube: FakeKube, operator_namespace: str) -> None:
             "data": {"jobs.yaml": base64.b64encode(jobs.encode()).decode()},
         }
     )
-    kube.create(_load("servicemonitor.yaml"))
+    # The monitor reads a CA from a ConfigMap and a password from a Secret: get configmaps and secrets.
+    checkout = _load("servicemonitor.yaml")
+    checkout["spec"]["endpoints"][0]["tlsConfig"] = {
+        "ca": {"configMap": {"name": "checkout-ca", "key": "ca.crt"}}
+    }
+    checkout["spec"]["endpoints"][0]["basicAuth"] = {
+        "username": {"name": "checkout-auth", "key": "user"},
+        "password": {"name": "checkout-auth", "key": "password"},
+    }
+    kube.create(checkout)
+    ns = checkout["metadata"]["namespace"]
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "checkout-ca", "namespace": ns},
+            "data": {"ca.crt": "CA"},
+        }
+    )
+    auth = {"user": base64.b64encode(b"scraper").decode(), "password": base64.b64encode(b"pw").decode()}
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "checkout-auth", "namespace": ns},
+            "data": auth,
+        }
+    )
     kube.create(_load("podmonitor.yaml"))
     # Rejected as prometheus-operator would: its scrapeTimeout is longer than its interval.
     bad = copy.deepcopy(_load("servicemonitor.yaml"))

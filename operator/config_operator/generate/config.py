@@ -72,6 +72,7 @@ def generate(
     secrets: Sequence[Secret],
     *,
     configmaps: Sequence[ConfigMap] = (),
+    lookup: Lookup | None = None,
 ) -> Generated:
     """The prometheus.yaml for ``pc``; raises InvalidConfig when ``pc`` itself is malformed.
 
@@ -79,7 +80,9 @@ def generate(
     labels); ``secrets`` and ``configmaps`` are those that the spec and the monitors may reference,
     read only through one ``Lookup``.
     """
-    lookup = Lookup(secrets, configmaps)
+    # A caller's own Lookup (instead of secrets and configmaps) keeps what was asked for even when
+    # the PrometheusConfig turns out invalid: the reconciler fetches those and tries again.
+    lookup = lookup if lookup is not None else Lookup(secrets, configmaps)
     spec = validate_spec(pc)
     pc_key = ObjectKey.of(pc)
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
