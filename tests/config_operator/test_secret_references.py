@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -16,6 +17,11 @@ from tests.config_operator.conftest import PCS, SMS, events, prometheus_config, 
 from tests.fakekube import FakeKube
 from tests.support.operator_run import secret_config
 from tests.support.polling import eventually
+
+
+SM_CRD = (
+    Path(__file__).resolve().parents[2] / "examples" / "kubernetes" / "operator" / "crd-servicemonitors.yaml"
+)
 
 
 def _secret(name: str, **data: str) -> dict[str, Any]:
@@ -164,4 +170,22 @@ async def test_unrelated_secrets_are_not_cached(kube: FakeKube, operator: Operat
     kube.update({**sm, "metadata": {**sm["metadata"], "labels": {"touched": "yes"}}})
     await eventually(
         lambda: any(c.verb == "get" and c.resource == "secrets" for c in kube.calls), what="a reconcile"
+    )
+
+
+async def test_a_field_the_operator_does_not_support_survives_the_crd_and_is_rejected_by_name(
+    kube: FakeKube, operator: Operator
+) -> None:
+    kube.install_crd(yaml.safe_load(SM_CRD.read_text()))
+    sm = service_monitor("app")
+    sm["spec"]["endpoints"][0]["sigv4"] = {"region": "eu-west-1"}
+    stored = kube.create(sm)
+    assert stored["spec"]["endpoints"][0]["sigv4"] == {"region": "eu-west-1"}  # not pruned
+    kube.create(prometheus_config("main"))
+    await eventually(
+        lambda: any(
+            "ServiceMonitor default/app" in e["message"] and "unsupported field(s): sigv4" in e["message"]
+            for e in events(kube, type_="Warning")
+        ),
+        what="a Warning Event naming the unsupported field",
     )
