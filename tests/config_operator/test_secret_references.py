@@ -18,7 +18,6 @@ from tests.fakekube import FakeKube
 from tests.support.operator_run import secret_config
 from tests.support.polling import eventually
 
-
 SM_CRD = (
     Path(__file__).resolve().parents[2] / "examples" / "kubernetes" / "operator" / "crd-servicemonitors.yaml"
 )
