@@ -314,6 +314,16 @@ def test_a_field_the_version_does_not_accept_is_left_out_with_a_warning(
     assert key in job and new.warnings == ()
 
 
+def test_older_versions_lose_older_fields() -> None:
+    out = _run(
+        _sm({"honorTimestamps": False, "enableHttp2": True, "authorization": {"credentials": _ref("token")}}),
+        version="2.8.0",
+    )
+    (job,) = yaml.safe_load(out.config)["scrape_configs"]
+    assert not {"honor_timestamps", "enable_http2", "authorization"} & set(job)
+    assert len(out.warnings) == 3
+
+
 def test_prometheus_3_names_classic_histograms_differently() -> None:
     job = _job(_sm({}, scrapeClassicHistograms=True), version="3.1.0")
     assert job["always_scrape_classic_histograms"] is True and "scrape_classic_histograms" not in job

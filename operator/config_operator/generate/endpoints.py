@@ -378,7 +378,7 @@ def _endpoint_job(
         "honor_labels": bool(_bool(ep, "honorLabels", problems)),
     }
     honor_timestamps = _bool(ep, "honorTimestamps", problems)
-    if honor_timestamps is not None:
+    if honor_timestamps is not None and gates.allows("2.9.0", "honorTimestamps"):
         job["honor_timestamps"] = honor_timestamps
     track = _bool(ep, "trackTimestampsStaleness", problems)
     if track is not None and gates.allows("2.48.0", "trackTimestampsStaleness"):
