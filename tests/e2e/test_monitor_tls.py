@@ -36,6 +36,7 @@ from tests.support.filesd import (
     Pod,
     Service,
     ServicePort,
+    as_endpointslice,
     target_file,
     to_file_sd,
     write_targets,
@@ -201,8 +202,9 @@ def _node_groups(
     return [{"targets": [f"127.0.0.1:{port}"], "labels": meta}]
 
 
+@pytest.mark.parametrize("role", ["Endpoints", "EndpointSlice"])
 def test_kube_prometheus_kubelet_kube_state_metrics_and_apiserver(
-    tmp_path: Path, prometheus_factory: Any, servers: list[_Server]
+    tmp_path: Path, prometheus_factory: Any, servers: list[_Server], role: str
 ) -> None:
     ca, ca_key, ca_cert = make_ca("cluster CA")
     _, other_key, other_cert = make_ca("kubelet self-signed")
@@ -228,7 +230,12 @@ def test_kube_prometheus_kubelet_kube_state_metrics_and_apiserver(
             "kubernetesControlPlane-serviceMonitorApiserver",
         )
     ]
-    rendered = render_files([str(REALWORLD / "prometheusconfig-all.yaml"), *map(str, files)])
+    # EndpointSlice discovery, as kube-prometheus' Prometheus CR sets it, must keep the same targets.
+    pcs = list(yaml.safe_load_all((REALWORLD / "prometheusconfig-all.yaml").read_text()))
+    pcs[0]["spec"]["serviceDiscoveryRole"] = role
+    pc_path = tmp_path / "pc.yaml"
+    pc_path.write_text(yaml.safe_dump_all(pcs))
+    rendered = render_files([str(pc_path), *map(str, files)])
     assert rendered.warnings == ()
     generated = rendered.text.replace(SERVICE_ACCOUNT, f"{sa}/")
     config = to_file_sd(generated, tmp_path)
@@ -261,6 +268,13 @@ def test_kube_prometheus_kubelet_kube_state_metrics_and_apiserver(
     )
     write_targets(generated, cluster, tmp_path)
     jobs = [j["job_name"] for j in yaml.safe_load(config)["scrape_configs"]]
+    assert {
+        sd["role"] for j in yaml.safe_load(generated)["scrape_configs"] for sd in j["kubernetes_sd_configs"]
+    } == {role.lower()}
+
+    def slices(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return as_endpointslice(groups) if role == "EndpointSlice" else groups
+
     kubelet_labels = {"app.kubernetes.io/name": "kubelet", "k8s-app": "kubelet"}
     for job in jobs:
         if "/kubelet/" in job:
@@ -280,7 +294,7 @@ def test_kube_prometheus_kubelet_kube_state_metrics_and_apiserver(
                 port_name="cadvisor",
                 kind="Node",
             )
-            target_file(tmp_path, job).write_text(json.dumps(groups))
+            target_file(tmp_path, job).write_text(json.dumps(slices(groups)))
         elif "/kube-apiserver/" in job:
             groups = _node_groups(
                 apiserver.port,
@@ -290,7 +304,7 @@ def test_kube_prometheus_kubelet_kube_state_metrics_and_apiserver(
                 port_name="https",
                 kind="",
             )
-            target_file(tmp_path, job).write_text(json.dumps(groups))
+            target_file(tmp_path, job).write_text(json.dumps(slices(groups)))
     prom = _start(prometheus_factory, tmp_path, config)
 
     def discovered() -> dict[str, list[dict[str, Any]]] | None:
