@@ -18,7 +18,7 @@ from typing import Any
 
 from config_operator.client import Listed, Resource
 from config_operator.generate import Reference
-from config_operator.informer import Change, ListWatch, Store
+from config_operator.informer import Change, Store
 from config_operator.resources import ObjectKey
 
 
@@ -96,6 +96,3 @@ class FirstItemList:
         self, resource: Resource, namespace: str | None, resource_version: str, *, timeout_s: int
     ) -> Any:
         return self._kube.watch(resource, namespace, resource_version, timeout_s=timeout_s)
-
-
-_: type[ListWatch] = FirstItemList  # it is one

@@ -186,6 +186,7 @@ def monitor_jobs(kind: str, monitor: Mapping[str, Any], ctx: JobContext) -> Moni
             problems.append(f"{where} must be a mapping")
             continue
         ep_problems: list[str] = []
+        warned = len(gates.warnings)
         job = _endpoint_job(role, key, i, ep, sd, ctx, cls, values, gates, ep_problems)
         job["relabel_configs"] = [
             *generated_relabelings(role.kind, role_name, key, ep, selector, labels),
@@ -198,6 +199,7 @@ def monitor_jobs(kind: str, monitor: Mapping[str, Any], ctx: JobContext) -> Moni
         if metric_relabelings:
             job["metric_relabel_configs"] = metric_relabelings
         problems.extend(f"{where}: {p}" for p in ep_problems)
+        gates.warnings[warned:] = [f"{where}.{w}" for w in gates.warnings[warned:]]
         jobs.append(job)
     if problems:
         raise Reject("; ".join(problems))
