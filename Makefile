@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv debian-deps lint test unit demo bench clean
+.PHONY: venv debian-deps lint test unit soak demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: lint debian-deps
 
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not e2e' $(PYTEST_ARGS)
+
+# The long soak (issue 12): 10,000 random file operations over a few minutes; `make test` runs a short one.
+soak: $(STAMP)
+	SOAK_OPS=10000 SOAK_MAX_PAUSE_MS=30 $(BIN)/pytest tests/reloader/test_soak.py -s $(PYTEST_ARGS)
 
 demo: $(STAMP) debian-deps
 	$(BIN)/python examples/demo/demo.py

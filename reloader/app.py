@@ -74,6 +74,8 @@ class Options:
     """Serves /metrics, /healthz, /readyz; None means no server."""
     web_config_file: Path | None = None
     """TLS and basic auth for that server."""
+    http_client_file: Path | None = None
+    """Prometheus-style HTTP client config for the reload and runtimeinfo URLs."""
     strict_env: bool = False
     """An unset ``$(VAR)`` is an error instead of staying literally."""
     max_config_bytes: int = render.DEFAULT_MAX_DECOMPRESSED_BYTES
@@ -84,12 +86,12 @@ def build_env(environ: Mapping[str, str], ordinal_from: str) -> dict[str, str]:
     """The variables ``$(NAME)`` may use: ``environ`` plus STATEFULSET_ORDINAL_NUMBER.
 
     The ordinal is the trailing digits of the variable named ``ordinal_from`` (POD_NAME ``prom-k8s-1``
-    gives ``1``); when that variable is unset or has no trailing digits, the ordinal is not set.
+    gives ``1``); when that variable is unset or has no trailing digits, it is the empty string, as
+    prometheus-config-reloader always sets it.
     """
     env = dict(environ)
     match = _TRAILING_DIGITS.search(environ.get(ordinal_from, ""))
-    if match:
-        env[ORDINAL_VAR] = match.group(1)
+    env[ORDINAL_VAR] = match.group(1) if match else ""
     return env
 
 
@@ -225,7 +227,7 @@ class Reloader:
     async def run(self, stop: asyncio.Event) -> None:
         """Apply, then watch, re-apply and reload until ``stop`` is set. StartupError if the first apply fails."""
         try:
-            first = await self._apply()
+            first = await self._apply(counted=False)
         except ApplyError as exc:
             raise StartupError(str(exc)) from exc
         from reloader import __version__
@@ -268,21 +270,35 @@ class Reloader:
 
     def _real_reload(self, session: aiohttp.ClientSession) -> ReloadFn:
         from reloader import reload as reload_mod
+        from reloader.httpclient import HTTPClient
 
         opts = self.opts
+        client = HTTPClient(opts.http_client_file)
         if opts.reload_method == "signal":
+            # The wait for runtimeinfo is bounded by the watch interval, as in Go, not by one request's timeout.
             return lambda: reload_mod.reload_signal(
-                session, opts.process_executable_name, opts.runtimeinfo_url, timeout_s=opts.reload_timeout_s
+                session,
+                opts.process_executable_name,
+                opts.runtimeinfo_url,
+                timeout_s=opts.reload_timeout_s,
+                wait_s=opts.watch_interval_s,
+                client=client,
             )
-        return lambda: reload_mod.reload_http(session, opts.reload_url, timeout_s=opts.reload_timeout_s)
+        return lambda: reload_mod.reload_http(
+            session, opts.reload_url, timeout_s=opts.reload_timeout_s, client=client
+        )
 
-    async def _apply(self) -> Applied:
-        self.metrics.apply_operations.inc()
+    async def _apply(self, *, counted: bool = True) -> Applied:
+        # As in Go, reloader_config_apply_operations_total counts the applies that an event or the
+        # ticker started; neither the one at startup nor a reload retry is one.
+        if counted:
+            self.metrics.apply_operations.inc()
         try:
             # A 64 MiB config takes a while to render: keep the server and the watcher responsive.
             applied = await asyncio.to_thread(apply_config, self.opts, self.env)
         except ApplyError:
-            self.metrics.apply_operations_failed.inc()
+            if counted:
+                self.metrics.apply_operations_failed.inc()
             raise
         self.metrics.env_expansion_errors.set(applied.expansion.errors)
         log_applied(applied, self.opts)
@@ -314,10 +330,11 @@ class Reloader:
             retry = False
             if current.sha256 != self._last_reloaded_sha or self._last_reload_failed:
                 retry = not await self._try_reload(reload_fn, current.sha256)
-            if await self._wait_for_change(self.opts.retry_interval_s if retry else None):
+            changed = await self._wait_for_change(self.opts.retry_interval_s if retry else None)
+            if changed:
                 await self._debounce()
             try:
-                current = await self._apply()
+                current = await self._apply(counted=changed)
             except ApplyError as exc:
                 # The output still holds the last good config, and `current` still describes it.
                 log.error("apply failed", extra={"err": str(exc)})

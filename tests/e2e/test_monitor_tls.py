@@ -28,7 +28,7 @@ import yaml
 
 from config_operator.generate import generate
 from config_operator.render import render_files
-from tests.support.certs import make_ca, server_cert, server_context
+from tests.support.certs import CA, Pair
 from tests.support.filesd import (
     Cluster,
     Container,
@@ -93,6 +93,12 @@ def servers() -> Iterator[list[_Server]]:
         s.close()
 
 
+def _context(pair: Pair) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pair.cert, pair.key)
+    return context
+
+
 def _targets(prom: Target) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     data = prom.get_json("/api/v1/targets?state=any")["data"]
     return data["activeTargets"], data["droppedTargets"]
@@ -114,9 +120,9 @@ def _start(prometheus_factory: Any, tmp_path: Path, config: str) -> Target:
 def test_basic_auth_and_a_ca_from_a_configmap_over_https(
     tmp_path: Path, prometheus_factory: Any, servers: list[_Server]
 ) -> None:
-    ca, ca_key, ca_cert = make_ca()
+    ca = CA(tmp_path / "pki")
     basic = "Basic " + base64.b64encode(b"scraper:s3cret").decode()
-    server = _Server(server_context(server_cert(ca_key, ca_cert, ("app.test",)), tmp_path, "app"), basic)
+    server = _Server(_context(ca.issue("app", hosts=("app.test", "127.0.0.1"))), basic)
     servers.append(server)
     pc = {
         "kind": "PrometheusConfig",
@@ -149,7 +155,7 @@ def test_basic_auth_and_a_ca_from_a_configmap_over_https(
     configmap = {
         "kind": "ConfigMap",
         "metadata": {"name": "ca", "namespace": "shop"},
-        "data": {"ca.crt": ca.cert},
+        "data": {"ca.crt": ca.cert_path.read_text()},
     }
     out = generate(pc, [sm], [], [], [secret], configmaps=[configmap])  # type: ignore[arg-type]
     assert out.rejected == () and list(out.tls_assets) == ["1_shop_ca_ca.crt"]
@@ -206,21 +212,19 @@ def _node_groups(
 def test_kube_prometheus_kubelet_kube_state_metrics_and_apiserver(
     tmp_path: Path, prometheus_factory: Any, servers: list[_Server], role: str
 ) -> None:
-    ca, ca_key, ca_cert = make_ca("cluster CA")
-    _, other_key, other_cert = make_ca("kubelet self-signed")
+    ca = CA(tmp_path / "cluster-pki", "cluster-ca")
+    other = CA(tmp_path / "kubelet-pki", "kubelet-self-signed")
     bearer = f"Bearer {TOKEN}"
-    apiserver = _Server(
-        server_context(server_cert(ca_key, ca_cert, ("kubernetes",)), tmp_path, "apiserver"), bearer
-    )
-    kubelet_pem = server_cert(other_key, other_cert, ("node-1",))
-    kubelet = _Server(server_context(kubelet_pem, tmp_path, "kubelet"), bearer)
-    ksm_main = _Server(server_context(kubelet_pem, tmp_path, "ksm-main"), bearer)
-    ksm_self = _Server(server_context(kubelet_pem, tmp_path, "ksm-self"), bearer)
+    apiserver = _Server(_context(ca.issue("apiserver", hosts=("kubernetes", "127.0.0.1"))), bearer)
+    kubelet_pair = other.issue("node-1", hosts=("node-1", "127.0.0.1"))
+    kubelet = _Server(_context(kubelet_pair), bearer)
+    ksm_main = _Server(_context(kubelet_pair), bearer)
+    ksm_self = _Server(_context(kubelet_pair), bearer)
     servers.extend([apiserver, kubelet, ksm_main, ksm_self])
     sa = tmp_path / "sa"
     sa.mkdir()
     (sa / "token").write_text(TOKEN)
-    (sa / "ca.crt").write_text(ca.cert)
+    (sa / "ca.crt").write_text(ca.cert_path.read_text())
 
     files = [
         KUBE_PROMETHEUS / f"manifests_{n}.yaml"

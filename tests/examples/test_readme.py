@@ -67,7 +67,8 @@ def test_operator_flag_table_is_the_run_command() -> None:
 def test_reloader_metric_table_is_the_registry() -> None:
     table = first_column(section("config-reloader metrics and endpoints"), "metric")
     registry = new_metrics("http").registry
-    assert table - {"process_*"} == exported(registry, "reloader_")
+    ours = exported(registry, "reloader_") | exported(registry, "prometheus_config_reloader_")
+    assert table - {"process_*"} == ours
     assert "process_*" in table and exported(registry, "process_")
 
 

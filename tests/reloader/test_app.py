@@ -47,8 +47,10 @@ def requests_reach(endpoint: Endpoint, count: int) -> bool:
 
 def test_build_env_sets_the_statefulset_ordinal() -> None:
     assert build_env({"POD_NAME": "prometheus-k8s-12"}, "POD_NAME")["STATEFULSET_ORDINAL_NUMBER"] == "12"
-    assert "STATEFULSET_ORDINAL_NUMBER" not in build_env({"POD_NAME": "web"}, "POD_NAME")
-    assert "STATEFULSET_ORDINAL_NUMBER" not in build_env({}, "POD_NAME")
+    # Always set, as prometheus-config-reloader does: empty when there are no trailing digits.
+    assert build_env({"POD_NAME": "web"}, "POD_NAME")["STATEFULSET_ORDINAL_NUMBER"] == ""
+    assert build_env({}, "POD_NAME")["STATEFULSET_ORDINAL_NUMBER"] == ""
+    assert build_env({"POD_NAME": "web-1a"}, "POD_NAME")["STATEFULSET_ORDINAL_NUMBER"] == ""
     assert build_env({"HOST": "a-3"}, "HOST")["STATEFULSET_ORDINAL_NUMBER"] == "3"
 
 
