@@ -14,6 +14,9 @@ Each job is the one prometheus-operator 0.93 generates for it, but for these byt
 kept on purpose:
 - quoting: PyYAML writes a string that reads as another type in single quotes ('true'), Go's yaml.v2
   in double quotes ("true"); the YAML values are the same;
+- a user relabeling without ``action`` gets ``action: replace``; prometheus-operator writes none, but its
+  CRD (and ours) default the field to ``replace`` on the API server, so in a cluster both say it (the
+  real-world rules all set it anyway);
 - prometheus-operator appends its sharding relabelings (``__tmp_hash``, ``$(SHARD)``) to every job;
   shards are another issue's (sharding), and a single shard keeps every target either way;
 - outside the jobs: prometheus-operator adds the external labels ``prometheus`` and

@@ -8,8 +8,8 @@ Two halves:
   ``write_targets``, which writes for each job the target groups Kubernetes discovery would produce
   for its role, pre-filtered to its namespaces, because file discovery does not filter.
 
-The discovery labels follow Prometheus's kubernetes_sd documentation for the ``endpoints`` and ``pod``
-roles; only the ones relabeling can reasonably depend on are produced.
+The discovery labels follow Prometheus's kubernetes_sd documentation for the ``endpoints``,
+``endpointslice`` and ``pod`` roles; only the ones relabeling can reasonably depend on are produced.
 """
 
 from __future__ import annotations
