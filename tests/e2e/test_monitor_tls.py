@@ -5,7 +5,8 @@ discovery (design.md): ``/etc/prometheus/certs/`` (the tls-assets Secrets' mount
 ``/var/run/secrets/kubernetes.io/serviceaccount/`` (the pod's service account token and CA) become
 directories of the test. Everything else in the config stays exactly as generated.
 
-1. A ServiceMonitor with basicAuth from a Secret, a CA from a ConfigMap and a serverName: Prometheus
+1. A ServiceMonitor with basicAuth from a Secret, a CA from a ConfigMap and a serverName, through the
+   operator running against the fake API server: from its config and tls-assets Secrets, Prometheus
    scrapes an https server that demands those credentials and presents a certificate for that name.
 2. kube-prometheus' kubelet, kube-state-metrics and apiserver ServiceMonitors: the discovered targets
    are kept with kube-prometheus' labels; the 5-second endpoints are scraped over https with the
@@ -14,6 +15,7 @@ directories of the test. Everything else in the config stays exactly as generate
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.server
 import json
@@ -26,8 +28,9 @@ from typing import Any
 import pytest
 import yaml
 
-from config_operator.generate import generate
+from config_operator.app import Settings
 from config_operator.render import render_files
+from tests.fakekube import FakeKube
 from tests.support.certs import CA, Pair
 from tests.support.filesd import (
     Cluster,
@@ -41,6 +44,7 @@ from tests.support.filesd import (
     to_file_sd,
     write_targets,
 )
+from tests.support.operator_run import running_operator, secret_config
 from tests.support.procs import Target, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -117,18 +121,16 @@ def _start(prometheus_factory: Any, tmp_path: Path, config: str) -> Target:
     return prometheus_factory(path)  # type: ignore[no-any-return]
 
 
-def test_basic_auth_and_a_ca_from_a_configmap_over_https(
+async def test_basic_auth_and_a_ca_from_a_configmap_over_https(
     tmp_path: Path, prometheus_factory: Any, servers: list[_Server]
 ) -> None:
+    """The operator (against the fake API server) writes the config and tls-assets Secrets from the
+    monitor's Secret and ConfigMap; their data, projected as the pod's volumes would, gets Prometheus
+    scraping the https target with the password and the CA."""
     ca = CA(tmp_path / "pki")
     basic = "Basic " + base64.b64encode(b"scraper:s3cret").decode()
     server = _Server(_context(ca.issue("app", hosts=("app.test", "127.0.0.1"))), basic)
     servers.append(server)
-    pc = {
-        "kind": "PrometheusConfig",
-        "metadata": {"name": "main", "namespace": "shop"},
-        "spec": {"version": "2.42.0", "serviceMonitorSelector": {}},
-    }
     endpoint = {
         "port": "https",
         "scheme": "https",
@@ -139,31 +141,55 @@ def test_basic_auth_and_a_ca_from_a_configmap_over_https(
         },
         "tlsConfig": {"ca": {"configMap": {"name": "ca", "key": "ca.crt"}}, "serverName": "app.test"},
     }
-    sm = {
-        "kind": "ServiceMonitor",
-        "metadata": {"name": "app", "namespace": "shop"},
-        "spec": {"selector": {"matchLabels": {"app": "app"}}, "endpoints": [endpoint]},
-    }
-    secret = {
-        "kind": "Secret",
-        "metadata": {"name": "auth", "namespace": "shop"},
-        "data": {
-            "user": base64.b64encode(b"scraper").decode(),
-            "password": base64.b64encode(b"s3cret").decode(),
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {
+            "apiVersion": "reloader.dev/v1alpha1",
+            "kind": "PrometheusConfig",
+            "metadata": {"name": "main", "namespace": "shop"},
+            "spec": {"version": "2.42.0", "serviceMonitorSelector": {}},
         },
-    }
-    configmap = {
-        "kind": "ConfigMap",
-        "metadata": {"name": "ca", "namespace": "shop"},
-        "data": {"ca.crt": ca.cert_path.read_text()},
-    }
-    out = generate(pc, [sm], [], [], [secret], configmaps=[configmap])  # type: ignore[arg-type]
-    assert out.rejected == () and list(out.tls_assets) == ["1_shop_ca_ca.crt"]
-    certs = tmp_path / "certs"
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": {"name": "app", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "app"}}, "endpoints": [endpoint]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "auth", "namespace": "shop"},
+            "data": {
+                "user": base64.b64encode(b"scraper").decode(),
+                "password": base64.b64encode(b"s3cret").decode(),
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "ca", "namespace": "shop"},
+            "data": {"ca.crt": ca.cert_path.read_text()},
+        },
+    ]
+    settings = Settings(workers=1, resync_interval_s=0, identity="tls-test")
+    async with FakeKube.running(bookmark_interval_s=0.2) as kube:
+        for obj in objects:
+            kube.create(obj)
+        async with running_operator(kube, settings):
+            for _ in range(600):
+                config_bytes = secret_config(kube, "shop", "prometheus-main")
+                assets = kube.find("secrets", "shop", "prometheus-main-tls-assets-0")
+                if config_bytes and assets and assets.get("data"):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the operator wrote no config and tls-assets Secrets")
+    assert set(assets["data"]) == {"1_shop_ca_ca.crt"}
+    certs = tmp_path / "certs"  # the tls-assets volume
     certs.mkdir()
-    for name, content in out.tls_assets.items():
-        (certs / name).write_text(content)
-    generated = out.config.decode().replace(CERTS, f"{certs}/")
+    for name, value in assets["data"].items():
+        (certs / name).write_bytes(base64.b64decode(value))
+    generated = config_bytes.decode().replace(CERTS, f"{certs}/")
     config = to_file_sd(generated, tmp_path)
     cluster = Cluster(
         services=(Service("shop", "app", {"app": "app"}, {"app": "app"}, (ServicePort("https", "https"),)),),
@@ -172,13 +198,13 @@ def test_basic_auth_and_a_ca_from_a_configmap_over_https(
         ),
     )
     assert write_targets(generated, cluster, tmp_path) == {"serviceMonitor/shop/app/0": 1}
-    prom = _start(prometheus_factory, tmp_path, config)
+    prom = await asyncio.to_thread(_start, prometheus_factory, tmp_path, config)
 
     def scraped() -> dict[str, Any] | None:
         (target,) = _targets(prom)[0] or [None]
         return target if target and target["health"] == "up" else None
 
-    target = wait_for(scraped, timeout_s=60, what=f"an up https target\n{prom.log()}")
+    target = await asyncio.to_thread(wait_for, scraped, 60, 0.1, f"an up https target\n{prom.log()}")
     assert target["scrapeUrl"] == f"https://127.0.0.1:{server.port}/metrics"
     assert target["labels"]["endpoint"] == "https" and target["labels"]["service"] == "app"
     assert "/metrics" in server.seen
