@@ -509,3 +509,55 @@ def test_tls_assets_are_split_as_prometheus_operator_splits_them() -> None:
     shards = shard_tls_assets(files)
     assert [sorted(s) for s in shards] == [["0_a"], ["0_b", "0_c"]]
     assert tls_assets_secret_name("main", 1) == "prometheus-main-tls-assets-1"
+
+
+WEIRD: list[Any] = [None, 0, 7, True, "", "x", [], [1], ["x"], {}, {"a": 1}, {"name": "auth"}, [{"a": 1}]]
+
+
+@pytest.mark.parametrize("kind", ["ServiceMonitor", "PodMonitor"])
+def test_any_value_in_any_field_is_a_rejection_or_a_job_never_a_crash(kind: str) -> None:
+    from config_operator.generate import (
+        POD_METRICS_ENDPOINT_FIELDS,
+        POD_MONITOR_FIELDS,
+        SERVICE_MONITOR_ENDPOINT_FIELDS,
+        SERVICE_MONITOR_FIELDS,
+    )
+
+    service = kind == "ServiceMonitor"
+    build = _sm if service else _pm
+    endpoint_fields = SERVICE_MONITOR_ENDPOINT_FIELDS if service else POD_METRICS_ENDPOINT_FIELDS
+    spec_fields = (SERVICE_MONITOR_FIELDS if service else POD_MONITOR_FIELDS) - {
+        "endpoints",
+        "podMetricsEndpoints",
+    }
+    for value in WEIRD:
+        for name in sorted(endpoint_fields):
+            out = _run(build({name: value}))
+            assert len(out.rejected) + out.service_monitors + out.pod_monitors == 1, (name, value)
+        for name in sorted(spec_fields):
+            out = _run(build({}, **{name: value}))
+            assert len(out.rejected) + out.service_monitors + out.pod_monitors == 1, (name, value)
+
+
+def test_any_value_in_nested_settings_is_a_rejection_or_a_job_never_a_crash() -> None:
+    from config_operator.generate.assets import OAUTH2_FIELDS, PROXY_FIELDS, TLS_FIELDS
+
+    nested = {
+        "tlsConfig": TLS_FIELDS,
+        "basicAuth": {"username", "password"},
+        "authorization": {"type", "credentials"},
+        "oauth2": OAUTH2_FIELDS | PROXY_FIELDS,
+        "attachMetadata": {"node"},
+    }
+    for value in [*WEIRD, {"secret": {"name": "auth", "key": 1}}, {"configMap": []}]:
+        for outer, inner in nested.items():
+            for name in sorted(inner):
+                where = {outer: {name: value}}
+                monitor = _sm({}, **where) if outer == "attachMetadata" else _sm(where)
+                out = _run(monitor)
+                assert len(out.rejected) + out.service_monitors == 1, (outer, name, value)
+        for name in ("name", "default", "tlsConfig", "authorization", "relabelings", "attachMetadata"):
+            try:
+                _run(_sm({}), scrapeClasses=[{"name": "c", name: value}])
+            except InvalidConfig:
+                pass

@@ -210,7 +210,7 @@ def _discovery_role(role: _Role, spec: Mapping[str, Any], ctx: JobContext, probl
     if role.kind == "PodMonitor":
         return "pod"
     wanted = spec.get("serviceDiscoveryRole") or ctx.discovery_role
-    if wanted not in DISCOVERY_ROLES:
+    if not isinstance(wanted, str) or wanted not in DISCOVERY_ROLES:
         problems.append(f"spec.serviceDiscoveryRole: {wanted!r} is not Endpoints or EndpointSlice")
         return "endpoints"
     # EndpointSlice discovery arrived in Prometheus 2.21; older ones get Endpoints, as from prometheus-operator.
