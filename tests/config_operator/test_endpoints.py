@@ -558,6 +558,8 @@ def test_any_value_in_nested_settings_is_a_rejection_or_a_job_never_a_crash() ->
                 assert len(out.rejected) + out.service_monitors == 1, (outer, name, value)
         for name in ("name", "default", "tlsConfig", "authorization", "relabelings", "attachMetadata"):
             try:
-                _run(_sm({}), scrapeClasses=[{"name": "c", name: value}])
-            except InvalidConfig:
-                pass
+                out = _run(_sm({}), scrapeClasses=[{"name": "c", name: value}])
+            except InvalidConfig as exc:  # a malformed class is a malformed PrometheusConfig, said so
+                assert "spec.scrapeClasses[0]" in str(exc), (name, value)
+            else:
+                assert out.service_monitors == 1, (name, value)
