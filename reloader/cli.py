@@ -22,7 +22,9 @@ from click.core import ParameterSource
 
 from reloader import __version__
 from reloader import log as logsetup
-from reloader.app import ApplyError, Options, Reloader, StartupError, apply_config, build_env, log_applied
+
+# The apply path only: init mode must not import asyncio, ssl or an HTTP client (see run_forever).
+from reloader.apply import ApplyError, Options, StartupError, apply_config, build_env, log_applied
 from reloader.durations import Duration
 from reloader.render import DEFAULT_MAX_DECOMPRESSED_BYTES
 
@@ -402,8 +404,9 @@ async def run_forever(opts: Options, env: Mapping[str, str]) -> int:
     import signal
 
     skip_cpp_runtime()
-    from reloader.reload import redact  # imports aiohttp: never on the init-mode path
-    from reloader.serve import WebConfigError
+    # Nothing here may import aiohttp: the first reload goes out before it (reloader.app).
+    from reloader.app import Reloader
+    from reloader.httpclient import redact
 
     for message, url in startup_notes(opts):
         log.warning(message, extra={"url": redact(url)} if url else {})
@@ -414,7 +417,7 @@ async def run_forever(opts: Options, env: Mapping[str, str]) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         await Reloader(opts, env).run(stop)
-    except (StartupError, WebConfigError) as exc:
+    except StartupError as exc:
         log.error("cannot start", extra={"err": str(exc)})
         return 1
     except OSError as exc:  # e.g. the listen address is taken

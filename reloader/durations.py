@@ -41,7 +41,7 @@ def parse_duration(text: str) -> float:
     if body == "0":
         return 0.0
     if not body:
-        raise ValueError(f"invalid duration {text!r}: empty")
+        raise ValueError(f"invalid duration {text!r}: empty duration" if text else "empty duration")
     total_ns = 0
     pos = 0
     while pos < len(body):

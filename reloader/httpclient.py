@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     import ssl
@@ -348,3 +348,12 @@ class HTTPClient:
 def unverified_https(url: str, client_file: Path | None) -> bool:
     """True when ``url`` is https and no client file says how to verify it: worth one warning."""
     return client_file is None and urlsplit(url).scheme == "https"
+
+
+def redact(url: str) -> str:
+    """The URL for a log line: a password in it (``http://user:pass@host``) becomes ``xxxxx``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:xxxxx@{host}"))

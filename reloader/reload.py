@@ -16,11 +16,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from reloader.httpclient import ClientConfigError, HTTPClient, RequestSettings
+from reloader.httpclient import ClientConfigError, HTTPClient, RequestSettings, redact
 
 BODY_PREVIEW_CHARS: Final = 1000
 """How much of an error body to report: Prometheus puts the reason for a failed reload there."""
@@ -28,15 +27,6 @@ BODY_PREVIEW_CHARS: Final = 1000
 
 class ReloadError(RuntimeError):
     """The reload failed; the message is one line."""
-
-
-def redact(url: str) -> str:
-    """The URL for a log line: a password in it (``http://user:pass@host``) becomes ``xxxxx``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:xxxxx@{host}"))
 
 
 def _one_line(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:

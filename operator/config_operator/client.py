@@ -44,6 +44,8 @@ class Resource:
     version: str
     plural: str
     namespaced: bool
+    label_selector: str = ""
+    """Only objects with these labels are listed and watched ("" for all)."""
 
     def __str__(self) -> str:
         return f"{self.plural}.{self.group}" if self.group else self.plural
@@ -57,6 +59,19 @@ POD_MONITORS: Final = Resource(
     r.POD_MONITOR_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.POD_MONITOR_PLURAL, True
 )
 NAMESPACES: Final = Resource("Namespace", "", "v1", "namespaces", False)
+PROMETHEUS_RULES: Final = Resource(
+    r.PROMETHEUS_RULE_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.PROMETHEUS_RULE_PLURAL, True
+)
+PROBES: Final = Resource(r.PROBE_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.PROBE_PLURAL, True)
+# Only the rule ConfigMaps the operator writes: a cluster's other ConfigMaps are none of its business.
+RULE_CONFIGMAPS: Final = Resource(
+    "ConfigMap",
+    "",
+    "v1",
+    "configmaps",
+    True,
+    label_selector=f"{r.MANAGED_BY_LABEL}={r.MANAGED_BY_VALUE},{r.RULEFILES_LABEL}",
+)
 # Watched for the objects monitors reference, never cached whole (see references.py).
 SECRETS: Final = Resource("Secret", "", "v1", "secrets", True)
 CONFIGMAPS: Final = Resource("ConfigMap", "", "v1", "configmaps", True)
@@ -210,8 +225,8 @@ class Kube:
     ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if resource == NAMESPACES:
             return self._core.list_namespace, ()
-        if resource in (SECRETS, CONFIGMAPS):
-            kind = "secret" if resource == SECRETS else "config_map"
+        if resource.plural in ("secrets", "configmaps") and not resource.group:
+            kind = "secret" if resource.plural == "secrets" else "config_map"
             if namespace is None:
                 return getattr(self._core, f"list_{kind}_for_all_namespaces"), ()
             return getattr(self._core, f"list_namespaced_{kind}"), (namespace,)
@@ -233,7 +248,7 @@ class Kube:
     ) -> Listed:
         """List ``resource`` in ``namespace`` (None: all namespaces); ``limit`` gives only the first page."""
         method, args = self._list_method(resource, namespace)
-        doc = await self._call(method, *args, **({"limit": limit} if limit else {}))
+        doc = await self._call(method, *args, **_selecting(resource), **({"limit": limit} if limit else {}))
         items = [dict(item) for item in doc.get("items") or [] if isinstance(item, dict)]
         return Listed(
             items=items, resource_version=str((doc.get("metadata") or {}).get("resourceVersion") or "")
@@ -262,6 +277,7 @@ class Kube:
             resource_version=resource_version,
             allow_watch_bookmarks=True,
             timeout_seconds=timeout_s,
+            **_selecting(resource),
         )
         try:
             yield WatchStream(events)
@@ -297,6 +313,22 @@ class Kube:
         """Replace a Secret; body.metadata.resourceVersion makes a stale write fail with 409."""
         replaced: r.Secret = await self._call(self._core.replace_namespaced_secret, name, namespace, body)
         return replaced
+
+    async def create_config_map(self, namespace: str, body: r.ConfigMap) -> r.ConfigMap:
+        """Create a ConfigMap (409 when it already exists)."""
+        created: r.ConfigMap = await self._call(self._core.create_namespaced_config_map, namespace, body)
+        return created
+
+    async def replace_config_map(self, namespace: str, name: str, body: r.ConfigMap) -> r.ConfigMap:
+        """Replace a ConfigMap; body.metadata.resourceVersion makes a stale write fail with 409."""
+        replaced: r.ConfigMap = await self._call(
+            self._core.replace_namespaced_config_map, name, namespace, body
+        )
+        return replaced
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        """Delete a ConfigMap (404 when it is already gone)."""
+        await self._call(self._core.delete_namespaced_config_map, name, namespace)
 
     async def patch_status(self, namespace: str, name: str, status: r.PrometheusConfigStatus) -> None:
         """Merge-patch the status subresource of a PrometheusConfig."""
@@ -345,6 +377,10 @@ class Kube:
             )
         )
         return election.run
+
+
+def _selecting(resource: Resource) -> dict[str, str]:
+    return {"label_selector": resource.label_selector} if resource.label_selector else {}
 
 
 class ConfigError(ValueError):

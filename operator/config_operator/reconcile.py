@@ -7,6 +7,8 @@ For a key (namespace, name), from the informers' caches:
 - otherwise ``generate()`` the config from the selected monitors, and write the Secret ``secret_name(pc)``
   only when its data (or our label and ownerReference) differ, so a resync with no change leaves its
   resourceVersion alone and Prometheus is not reloaded for nothing; a 409 is retried after a fresh read;
+- the rule ConfigMaps of the selected PrometheusRules (``rulefiles``): written before the Secret, the
+  stale ones deleted after it, so the config never points at rules that are not there yet;
 - the status subresource says what happened (only patched when it differs: every patch is a watch event
   that queues the key again);
 - Events: a Warning per rejected monitor, a Warning for a malformed PrometheusConfig (whose last good
@@ -29,7 +31,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from config_operator import generate as g
+from config_operator import rulefiles
 from config_operator.client import ApiError
+from config_operator.generate.rules import RuleFiles
 from config_operator.informer import Store
 from config_operator.metrics import OperatorMetrics
 from config_operator.references import ReferenceIndex
@@ -64,6 +68,9 @@ class KubeWrites(Protocol):
     async def replace_secret(self, namespace: str, name: str, body: Secret) -> Secret: ...
     async def patch_status(self, namespace: str, name: str, status: PrometheusConfigStatus) -> None: ...
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
+    async def create_config_map(self, namespace: str, body: ConfigMap) -> ConfigMap: ...
+    async def replace_config_map(self, namespace: str, name: str, body: ConfigMap) -> ConfigMap: ...
+    async def delete_config_map(self, namespace: str, name: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,10 @@ class Caches:
     service_monitors: Store
     pod_monitors: Store
     namespaces: Store
+    prometheus_rules: Store = field(default_factory=Store)
+    probes: Store = field(default_factory=Store)
+    rule_config_maps: Store = field(default_factory=Store)
+    """Only the rule ConfigMaps the operator wrote (a label selector)."""
 
 
 class ConflictError(RuntimeError):
@@ -235,6 +246,7 @@ class _Reported:
 
     rejected: frozenset[g.Rejected] = frozenset()
     warnings: tuple[str, ...] = ()
+    rejected_rules: frozenset[g.Rejected] = frozenset()
     invalid: str | None = None
     status: PrometheusConfigStatus | None = None
     """The status we last patched: the cache may not have seen that patch yet."""
@@ -282,10 +294,23 @@ class Reconciler:
             await self._invalid(key, pc, str(exc))
             return
         await self._report_rejected(key, pc, generated.rejected)
+        await self._report_rejected_rules(key, pc, generated.rules)
+        # Rule ConfigMaps first and stale ones last, so the config never points at missing rules.
+        rule_plan = rulefiles.plan(
+            key,
+            owner_reference(pc),
+            generated.rules,
+            rulefiles.owned(key, self.caches.rule_config_maps.objects()),
+        )
+        writer = rulefiles.Writer(self.kube)
+        for name in await writer.write(key.namespace, rule_plan):
+            log.info("rule configmap written", extra={"key": str(key), "configmap": name})
         self._report_warnings(key, generated.warnings)
         # The TLS files first: a config pointing at files the pod cannot have yet would fail its scrapes.
         await self._write_tls_assets(pc, generated.tls_assets)
         operation = await self._write_secret(pc, g.compress(generated.config))
+        for name in await writer.delete(key.namespace, rule_plan):
+            log.info("stale rule configmap deleted", extra={"key": str(key), "configmap": name})
         if operation:
             self.metrics.secret_writes.labels(operation).inc()
             name, digest = g.secret_name(pc), g.config_hash(generated.config)[:12]
@@ -308,8 +333,17 @@ class Reconciler:
         message = (
             f"{generated.service_monitors} ServiceMonitors, {generated.pod_monitors} PodMonitors selected"
         )
+        if generated.probes:
+            message += f", {generated.probes} Probes"
         if generated.rejected:
             message += f", {len(generated.rejected)} rejected"
+        if generated.rules is not None:
+            message += (
+                f"; {len(generated.rules.files)} PrometheusRules in "
+                f"{len(generated.rules.config_maps)} ConfigMaps"
+            )
+            if generated.rules.rejected:
+                message += f", {len(generated.rules.rejected)} rejected"
         await self._set_status(
             key,
             pc,
@@ -344,6 +378,8 @@ class Reconciler:
                     self.caches.namespaces.objects(),  # type: ignore[arg-type]
                     [],
                     lookup=lookup,
+                    prometheus_rules=self.caches.prometheus_rules.objects(),  # type: ignore[arg-type]
+                    probes=self.caches.probes.objects(),  # type: ignore[arg-type]
                 )
             except g.InvalidConfig:
                 if lookup.references <= fetched.keys():
@@ -417,6 +453,25 @@ class Reconciler:
                 await self._event(pc, "Warning", "MonitorRejected", rejected_message(item))
         reported.rejected = frozenset(rejected)
 
+    async def _report_rejected_rules(
+        self, key: ObjectKey, pc: PrometheusConfig, rules: RuleFiles | None
+    ) -> None:
+        """A Warning (InvalidConfiguration) on each newly rejected PrometheusRule, as prometheus-operator."""
+        reported = self._reported.setdefault(key, _Reported())
+        rejected = rules.rejected if rules is not None else ()
+        for item in rejected:
+            if item in reported.rejected_rules:
+                continue
+            log.warning(
+                "prometheusrule rejected",
+                extra={"key": str(key), "rule": f"{item.namespace}/{item.name}", "err": item.reason},
+            )
+            cached = self.caches.prometheus_rules.get(ObjectKey(item.namespace, item.name)) or {}
+            uid = str((cached.get("metadata") or {}).get("uid", ""))
+            body = rulefiles.rejected_rule_event(item, uid, self._event_body(pc, "Warning", "", ""))
+            await self._post_event(item.namespace, body, rulefiles.INVALID_CONFIGURATION)
+        reported.rejected_rules = frozenset(rejected)
+
     async def _write_secret(self, pc: PrometheusConfig, compressed: bytes) -> str | None:
         """Create or update the Secret; return "create", "update", or None when it was already right."""
         return await self._write(
@@ -460,9 +515,8 @@ class Reconciler:
             raise
         reported.status = status
 
-    async def _event(self, pc: PrometheusConfig, type_: str, reason: str, message: str) -> None:
-        """Post an Event; best effort, as client-go's recorder: a failure is logged, not retried."""
-        body = event(
+    def _event_body(self, pc: PrometheusConfig, type_: str, reason: str, message: str) -> dict[str, Any]:
+        return event(
             pc,
             type_=type_,
             reason=reason,
@@ -471,10 +525,19 @@ class Reconciler:
             instance=self.instance,
             name_suffix=uuid.uuid4().hex[:16],
         )
+
+    async def _event(self, pc: PrometheusConfig, type_: str, reason: str, message: str) -> None:
+        """Post an Event about ``pc``."""
+        await self._post_event(
+            ObjectKey.of(pc).namespace, self._event_body(pc, type_, reason, message), reason
+        )
+
+    async def _post_event(self, namespace: str, body: dict[str, Any], reason: str) -> None:
+        """Best effort, as client-go's recorder: a failure is logged, not retried."""
         try:
-            await self.kube.create_event(ObjectKey.of(pc).namespace, body)
+            await self.kube.create_event(namespace, body)
         except ApiError as exc:
             log.warning(
                 "could not post event",
-                extra={"key": str(ObjectKey.of(pc)), "reason": reason, "err": str(exc)},
+                extra={"namespace": namespace, "reason": reason, "err": str(exc)},
             )

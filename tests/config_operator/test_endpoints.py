@@ -372,8 +372,10 @@ def test_the_default_class_applies_to_monitors_that_name_none() -> None:
     }
     assert job["authorization"] == {"type": "Bearer", "credentials_file": "/class/token"}
     assert job["kubernetes_sd_configs"][0]["attach_metadata"] == {"node": True}
-    user_rules = job["relabel_configs"][-1:]
-    assert user_rules == [{"target_label": "cls", "replacement": "yes", "action": "replace"}]
+    class_rule = {"target_label": "cls", "replacement": "yes", "action": "replace"}
+    rules = job["relabel_configs"]
+    # After the generated rules (the endpoint label last of them), before sharding's.
+    assert rules[rules.index(class_rule) - 1] == {"target_label": "endpoint", "replacement": "web"}
     assert [r["regex"] for r in job["metric_relabel_configs"]] == ["junk", "mine"]
 
 

@@ -17,11 +17,9 @@ kept on purpose:
 - a user relabeling without ``action`` gets ``action: replace``; prometheus-operator writes none, but its
   CRD (and ours) default the field to ``replace`` on the API server, so in a cluster both say it (the
   real-world rules all set it anyway);
-- prometheus-operator appends its sharding relabelings (``__tmp_hash``, ``$(SHARD)``) to every job;
-  shards are another issue's (sharding), and a single shard keeps every target either way;
-- outside the jobs: prometheus-operator adds the external labels ``prometheus`` and
-  ``prometheus_replica`` and empty ``rule_files``/``alerting`` sections, which belong to other parts of
-  the PrometheusConfig (globals, rules, alerting).
+- outside the jobs: the ``rule_files`` and ``alerting`` sections follow the PrometheusConfig's own
+  fields (these PrometheusConfigs set none), where prometheus-operator writes them from the Prometheus
+  CR's rule selectors and alertmanagers.
 
 ``UPDATE_GOLDEN=1 pytest ...`` rewrites realworld/expected/; review the diff before committing.
 """

@@ -85,7 +85,12 @@ def test_several_prometheus_configs_need_a_name(tmp_path: Path) -> None:
     ):
         render_files([str(path)])
     assert _jobs(render_files([str(path)], name="two").text) == ["serviceMonitor/shop/web/0"]
-    assert render_files([str(path)], name="monitoring/one").text == render_files([str(path)], name="two").text
+    one = render_files([str(path)], name="monitoring/one").text
+    # The same spec: only the `prometheus` external label (namespace/name) tells them apart.
+    assert "prometheus: monitoring/one" in one
+    assert one.replace("prometheus: monitoring/one", "prometheus: monitoring/two") == (
+        render_files([str(path)], name="two").text
+    )
     with pytest.raises(RenderError, match="no PrometheusConfig named 'three'"):
         render_files([str(path)], name="three")
 

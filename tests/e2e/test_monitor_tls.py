@@ -29,7 +29,9 @@ import pytest
 import yaml
 
 from config_operator.app import Settings
+from config_operator.generate import compress
 from config_operator.render import render_files
+from reloader.render import Expansion, render
 from tests.fakekube import FakeKube
 from tests.support.certs import CA, Pair
 from tests.support.filesd import (
@@ -116,8 +118,12 @@ def _by_pool(active: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _start(prometheus_factory: Any, tmp_path: Path, config: str) -> Target:
+    """Prometheus on ``config`` as config-reloader renders it in the pod of the one shard there is."""
     path = tmp_path / "prometheus.yaml"
-    path.write_text(config)
+    env = {"POD_NAME": "prometheus-main-0", "SHARD": "0"}
+    path.write_bytes(
+        b"".join(render([compress(config.encode())], env, Expansion(), source="test", strict=True))
+    )
     return prometheus_factory(path)  # type: ignore[no-any-return]
 
 

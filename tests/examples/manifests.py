@@ -104,6 +104,7 @@ def structural_errors(schema: dict[str, Any], path: str = "") -> list[str]:
     every node has a type (unless it preserves unknown fields or is int-or-string), and properties sit only
     on objects."""
     found: list[str] = []
+    # An int-or-string node (x-kubernetes-int-or-string) is the one typed node allowed no type.
     untyped_ok = schema.get("x-kubernetes-preserve-unknown-fields") or schema.get(
         "x-kubernetes-int-or-string"
     )

@@ -4,7 +4,9 @@ The operator runs as the Deployment runs it (its args, two replicas, leader elec
 processes, against the fake API server (tests/fakekube), which records every call as (verb, apiGroup,
 resource, subresource, namespace). The scenario covers what the operator does in a cluster: it lists and
 watches everything, reads the Secret an additionalScrapeConfigs names and the Secret and ConfigMap a
-monitor names, creates and then updates the generated Secrets (the config, the tls-assets shard), patches status, posts Events (one for a rejected monitor), and campaigns for the Lease.
+monitor names, creates and then updates the generated Secrets (the config, the tls-assets shard),
+creates, updates and deletes rule ConfigMaps, patches status, posts Events (one for a rejected monitor),
+and campaigns for the Lease.
 Then the recorded calls and the rules are compared both ways: every call is allowed, every rule is used.
 """
 
@@ -137,6 +139,23 @@ def _seed(kube: FakeKube, operator_namespace: str) -> None:
         }
     )
     kube.create(_load("podmonitor.yaml"))
+    kube.create(_load("prometheusrule.yaml"))
+    # A rule ConfigMap left over from when the rules needed two: the operator deletes it.
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "prometheus-main-rulefiles-1",
+                "namespace": "monitoring",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "config-operator",
+                    "reloader.dev/prometheusconfig": "main",
+                },
+            },
+            "data": {"old.yaml": "groups: []\n"},
+        }
+    )
     # Rejected as prometheus-operator would: its scrapeTimeout is longer than its interval.
     bad = copy.deepcopy(_load("servicemonitor.yaml"))
     bad["metadata"]["name"] = "too-slow"
@@ -214,6 +233,29 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
                 return any(c.get("type") == "Reconciled" for c in status.get("conditions", []))
 
             await eventually(reconciled, "the Reconciled condition", WAIT_S, detail=logs)
+
+            def rule_configmaps() -> list[str]:
+                return [cm["metadata"]["name"] for cm in kube.list("configmaps", "monitoring")]
+
+            await eventually(
+                lambda: rule_configmaps() == ["prometheus-main-rulefiles-0"],
+                "the rule ConfigMap written and the stale one deleted",
+                WAIT_S,
+                detail=logs,
+            )
+            # A rule change: the rule ConfigMap is updated.
+            rule = kube.get("prometheusrules.monitoring.coreos.com", "monitoring", "checkout-rules")
+            rule["spec"]["groups"][0]["rules"][0]["expr"] = "vector(1)"
+            kube.update(rule)
+            await eventually(
+                lambda: (
+                    "vector(1)"
+                    in str(kube.get("configmaps", "monitoring", "prometheus-main-rulefiles-0")["data"])
+                ),
+                "the rule ConfigMap to follow the PrometheusRule",
+                WAIT_S,
+                detail=logs,
+            )
 
             # An update: the Secret is rewritten (update), a namespace relabelled.
             sm = kube.get(SMS, "shop", "checkout")

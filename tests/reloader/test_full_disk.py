@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from reloader.write import TEMP_PREFIX
+from reloader.write import TEMP_PREFIX, temp_prefix
 from tests.reloader.conftest import Endpoint, start_endpoint
 from tests.reloader.procs import Running, Spawn, spawn, wait_serving
 from tests.support.polling import eventually
@@ -159,4 +159,30 @@ async def test_a_read_only_remount_then_writable_again(
     await eventually(lambda: len(endpoint.seen) == 2, "the reload once the directory was writable")
     assert out.read_bytes() == config(3)
     assert names(small_disk) == [out.name]
+    assert await running.stop() == 0
+
+
+async def test_a_disk_filled_by_a_killed_write_s_leftover_is_freed_by_the_next_write(
+    tmp_path: Path, small_disk: Path, spawn: Spawn, aiohttp_server: Any
+) -> None:
+    """The issue's emptyDir that only grows: a leftover of our own takes all the room; the next write
+    removes it first, so it fits."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    out = small_disk / "prometheus.env.yaml"
+    replace_file(inputs / "prometheus.yaml", config(1))
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(out))
+    running = await start(spawn, inputs, out, endpoint.url)
+    leftover = fill(small_disk).rename(small_disk / f"{temp_prefix(out)}0123456789ab.tmp")
+    foreign = small_disk / f"{temp_prefix(small_disk / 'other.yaml')}0123456789ab.tmp"
+    foreign.write_bytes(b"")  # another output's temporary file: it stays
+
+    replace_file(inputs / "prometheus.yaml", config(2, size=64 * 1024))
+    await eventually(
+        lambda: len(endpoint.seen) == 2, "the reload of the config that fits once the leftover is gone"
+    )
+    assert out.read_bytes() == config(2, size=64 * 1024)
+    assert names(small_disk) == sorted([out.name, foreign.name])
+    assert not leftover.exists()
+    assert await failed_applies(running) == 0
     assert await running.stop() == 0

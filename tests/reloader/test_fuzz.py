@@ -340,6 +340,7 @@ durations = st.one_of(
 # Found by this test: Unicode digits were read as numbers, "+" was refused, and there was no overflow.
 @example(text="\u0661s")
 @example(text="+5s")
+@example(text="+")
 @example(text="100000000000000h")
 def test_go_durations_match_the_reference_parser(text: str) -> None:
     try:

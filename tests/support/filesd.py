@@ -2,8 +2,9 @@
 
 Two halves:
 - ``to_file_sd(config_yaml, targets_dir)`` swaps each scrape job's ``kubernetes_sd_configs`` block for
-  a ``file_sd_configs`` block pointing at ``targets_dir/<job>.json``, at the text level, so every other
-  byte stays the operator's (the chain test depends on that). It checks its own work by parsing both.
+  a ``file_sd_configs`` block pointing at ``targets_dir/<job>.json`` (and each alertmanager's for
+  ``targets_dir/alertmanager-<i>.json``), at the text level, so every other byte stays the operator's
+  (the chain test depends on that). It checks its own work by parsing both.
 - A tiny model of a cluster (Services, Pods; Endpoints derived from the Services' selectors) and
   ``write_targets``, which writes for each job the target groups Kubernetes discovery would produce
   for its role, pre-filtered to its namespaces, because file discovery does not filter.
@@ -24,11 +25,18 @@ from typing import Any
 import yaml
 
 _SD_KEY = "  kubernetes_sd_configs:"
+# An alertmanager's block sits one level deeper: alerting > alertmanagers > item.
+_AM_SD_KEY = "    kubernetes_sd_configs:"
 
 
 def target_file(targets_dir: Path | str, job_name: str) -> Path:
     """Where ``to_file_sd`` points a job: one JSON file per job, its name made path-safe."""
     return Path(targets_dir) / (re.sub(r"[^A-Za-z0-9_.-]", "_", job_name) + ".json")
+
+
+def alertmanager_target_file(targets_dir: Path | str, index: int) -> Path:
+    """Where ``to_file_sd`` points the ``index``-th entry of alerting.alertmanagers."""
+    return Path(targets_dir) / f"alertmanager-{index}.json"
 
 
 def to_file_sd(config_yaml: str, targets_dir: Path | str) -> str:
@@ -42,21 +50,38 @@ def to_file_sd(config_yaml: str, targets_dir: Path | str) -> str:
     jobs = original.get("scrape_configs") or []
     out: list[str] = []
     lines = config_yaml.splitlines(keepends=True)
-    section = None
-    job_index = -1
+    section = subsection = None
+    job_index = am_index = -1
     i = 0
     while i < len(lines):
         line = lines[i]
         if line[:1] not in ("", " ", "-", "\n", "#"):
-            section = line.split(":", 1)[0]
+            section, subsection = line.split(":", 1)[0], None
         elif section == "scrape_configs" and line.startswith("- "):
             job_index += 1
+        elif section == "alerting" and line[:2] == "  " and line[2:3] not in ("", " ", "-", "\n"):
+            # alerting's own keys: alert_relabel_configs' items must not count as alertmanagers.
+            subsection = line.strip().split(":", 1)[0]
+        elif section == "alerting" and subsection == "alertmanagers" and line.startswith("  - "):
+            am_index += 1
         if section == "scrape_configs" and line.rstrip("\n") == _SD_KEY:
             path = target_file(targets_dir, jobs[job_index]["job_name"])
             out.append(f"  file_sd_configs:\n  - files:\n    - {path}\n")
             i += 1
             # The block's lines: its list items at column 2 and anything indented deeper.
             while i < len(lines) and (lines[i].startswith("  - ") or lines[i].startswith("    ")):
+                i += 1
+            continue
+        # The block may open the entry ("  - kubernetes_sd_configs:") when it is its first key.
+        if (
+            section == "alerting"
+            and subsection == "alertmanagers"
+            and line.rstrip("\n") in (_AM_SD_KEY, "  - " + _AM_SD_KEY.lstrip())
+        ):
+            path = alertmanager_target_file(targets_dir, am_index)
+            out.append(f"{line[:4]}file_sd_configs:\n    - files:\n      - {path}\n")
+            i += 1
+            while i < len(lines) and (lines[i].startswith("    - ") or lines[i].startswith("      ")):
                 i += 1
             continue
         out.append(line)
@@ -81,7 +106,22 @@ def _swapped(config: dict[str, Any], targets_dir: Path | str) -> dict[str, Any]:
                 for k, v in job.items()
             }
         jobs.append(job)
-    return {**config, "scrape_configs": jobs} if "scrape_configs" in config else config
+    out = {**config, "scrape_configs": jobs} if "scrape_configs" in config else dict(config)
+    alerting = config.get("alerting") or {}
+    if alerting.get("alertmanagers"):
+        managers = [
+            {
+                (k if k != "kubernetes_sd_configs" else "file_sd_configs"): (
+                    v
+                    if k != "kubernetes_sd_configs"
+                    else [{"files": [str(alertmanager_target_file(targets_dir, i))]}]
+                )
+                for k, v in am.items()
+            }
+            for i, am in enumerate(alerting["alertmanagers"])
+        ]
+        out["alerting"] = {**alerting, "alertmanagers": managers}
+    return out
 
 
 # --- a small cluster ---------------------------------------------------------------------------------

@@ -8,11 +8,13 @@ The package is split by concern, and its modules import only downward in this or
 - ``versions``: spec.version and the gates on fields a Prometheus version does not accept;
 - ``spec``: the PrometheusConfig's own fields and their validation;
 - ``selection``: which monitors a PrometheusConfig selects;
+- ``rules``: PrometheusRules as rule files, split over ConfigMaps;
 - ``globals``: the ``global`` section and ``rule_files``;
 - ``scrape_classes``: spec.scrapeClasses and their merge into monitors;
 - ``assets``: credentials and TLS files from Secrets and ConfigMaps, and the tls-assets Secrets;
 - ``endpoints``: ServiceMonitor and PodMonitor endpoints as scrape jobs;
-- ``alerting``: the alertmanagers;
+- ``probes``: Probes as scrape jobs;
+- ``alerting``: the alertmanagers (static, or a Service found by discovery) and alert relabelings;
 - ``additional``: ``additionalScrapeConfigs``;
 - ``config``: ``generate()``, which puts them together.
 
@@ -38,6 +40,7 @@ from config_operator.generate.endpoints import (
 )
 from config_operator.generate.lookup import Lookup, Reference, UnreadableValue
 from config_operator.generate.relabel import relabel_config
+from config_operator.generate.rules import RuleConfigMap, RuleFiles
 from config_operator.generate.selection import may_select
 from config_operator.generate.spec import SPEC_FIELDS
 
@@ -55,6 +58,8 @@ __all__ = [
     "Lookup",
     "Reference",
     "Rejected",
+    "RuleConfigMap",
+    "RuleFiles",
     "UnreadableValue",
     "compress",
     "config_hash",

@@ -21,23 +21,32 @@ from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
 from config_operator.generate.common import InvalidConfig, Reject, Rejected, dump_yaml
 from config_operator.generate.endpoints import JobContext, monitor_jobs
-from config_operator.generate.globals import global_block, rule_files
+from config_operator.generate.gate import Gates, spec_version
+from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
+from config_operator.generate.limits import apply_job_limits, enforced_limits, job_limits
 from config_operator.generate.lookup import Lookup, Reference
+from config_operator.generate.probes import probe_jobs
+from config_operator.generate.remote_write import remote_write_section
+from config_operator.generate.rules import RuleFiles, select_rule_files
 from config_operator.generate.scrape_classes import scrape_classes
 from config_operator.generate.selection import selects
+from config_operator.generate.sharding import shard_additional_job, shard_monitor_job, shards_of
 from config_operator.generate.spec import (
     DEFAULT_SCRAPE_INTERVAL,
     duration_field,
     selector_field,
     validate_spec,
 )
-from config_operator.generate.versions import spec_version
+from config_operator.generate.tenancy import enforce_on_job, monitor_as_seen, tenancy_of
+from config_operator.generate.versions import spec_version as target_version
 from config_operator.resources import (
     ConfigMap,
     Namespace,
     ObjectKey,
     PodMonitor,
+    Probe,
     PrometheusConfig,
+    PrometheusRule,
     Secret,
     ServiceMonitor,
     labels_of,
@@ -58,10 +67,15 @@ class Generated:
     """Selected monitors that were skipped: ServiceMonitors, then PodMonitors, each by namespace/name."""
     references: frozenset[Reference] = frozenset()
     """Every Secret and ConfigMap generation asked for: what the reconciler must watch."""
+    probes: int = 0
+    """Probes selected and accepted (rejected ones are in ``rejected``, after the PodMonitors)."""
+    rules: RuleFiles | None = None
+    """The selected PrometheusRules' rule files and ConfigMaps; None when spec.ruleSelector is nil (no
+    rule ConfigMaps at all: stale ones go)."""
+    warnings: tuple[str, ...] = ()
+    """Fields left out (the target version lacks them, or prometheus-operator ignores them), one line each."""
     tls_assets: Mapping[str, str] = field(default_factory=dict)
     """TLS files of the accepted monitors, by file name: the tls-assets Secrets' data."""
-    warnings: tuple[str, ...] = ()
-    """What the version gates left out of accepted monitors, one line each."""
 
 
 def generate(
@@ -72,6 +86,8 @@ def generate(
     secrets: Sequence[Secret],
     *,
     configmaps: Sequence[ConfigMap] = (),
+    prometheus_rules: Sequence[PrometheusRule] = (),
+    probes: Sequence[Probe] = (),
     lookup: Lookup | None = None,
 ) -> Generated:
     """The prometheus.yaml for ``pc``; raises InvalidConfig when ``pc`` itself is malformed.
@@ -84,19 +100,26 @@ def generate(
     # the PrometheusConfig turns out invalid: the reconciler fetches those and tries again.
     lookup = lookup if lookup is not None else Lookup(secrets, configmaps)
     spec = validate_spec(pc)
+    gates = Gates(spec_version(spec))
     pc_key = ObjectKey.of(pc)
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
+    shards = shards_of(spec)
+    tenancy = tenancy_of(spec)
+    limits = enforced_limits(spec)
 
-    config: dict[str, Any] = {"global": global_block(spec, global_interval)}
+    config: dict[str, Any] = {"global": global_block(spec, global_interval, pc_key, gates)}
     if spec.get("ruleFiles") is not None:
         config["rule_files"] = rule_files(spec["ruleFiles"])
-    alerting = alerting_section(spec["alerting"]) if spec.get("alerting") is not None else None
+    rules = _rules(spec, pc_key, prometheus_rules, ns_labels)
+    if rules is not None:
+        config["rule_files"] = [*config.get("rule_files", []), *rules.rule_files]
+    alerting = alerting_section(spec, pc_key.namespace, lookup)
 
     job_context = JobContext(
         global_interval,
         lookup,
-        spec_version(spec),
+        target_version(spec),
         scrape_classes(spec),
         _discovery_role(spec),
         _deny_file_access(spec),
@@ -104,11 +127,11 @@ def generate(
     scrape_configs: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     tls_assets: dict[str, str] = {}
-    warnings: list[str] = []
-    counts = {"ServiceMonitor": 0, "PodMonitor": 0}
+    counts = {"ServiceMonitor": 0, "PodMonitor": 0, "Probe": 0}
     groups: tuple[tuple[str, Sequence[Any], str, str], ...] = (
         ("ServiceMonitor", service_monitors, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
         ("PodMonitor", pod_monitors, "podMonitorSelector", "podMonitorNamespaceSelector"),
+        ("Probe", probes, "probeSelector", "probeNamespaceSelector"),
     )
     for kind, monitors, sel_field, ns_sel_field in groups:
         selector = selector_field(spec, sel_field)
@@ -117,49 +140,51 @@ def generate(
             key = ObjectKey.of(monitor)
             if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
                 continue
+            seen = monitor_as_seen(monitor, tenancy)
+            tls_files: dict[str, str] = {}
             try:
-                jobs = monitor_jobs(kind, monitor, job_context)
+                if kind == "Probe":
+                    jobs = probe_jobs(monitor, global_interval)
+                else:
+                    built = monitor_jobs(kind, seen, job_context)
+                    jobs, tls_files = built.jobs, built.tls_files
+                    for warning in built.warnings:
+                        gates.warn(f"{kind} {key}: {warning}")
+                # A Probe carries no limits of its own here, but the enforced ones still apply.
+                own_limits = job_limits(seen.get("spec") or {}, limits, gates, f"{kind} {key}")
             except Reject as exc:
                 rejected.append(Rejected(kind, key.namespace, key.name, str(exc)))
                 continue
+            for job in jobs:
+                # What the PrometheusConfig imposes, in prometheus-operator's order: the namespace
+                # label after the monitor's relabelings, the limits, and sharding last of all.
+                enforce_on_job(job, kind, key, tenancy)
+                apply_job_limits(job, own_limits)
+                shard_monitor_job(job, shards, "__param_target" if kind == "Probe" else "__address__")
             counts[kind] += 1
-            scrape_configs.extend(jobs.jobs)
-            tls_assets.update(jobs.tls_files)
-            warnings.extend(f"{kind} {key}: {w}" for w in jobs.warnings)
+            scrape_configs.extend(jobs)
+            tls_assets.update(tls_files)
 
-    scrape_configs.extend(additional_scrape_configs(spec, pc_key.namespace, lookup))
+    for job in additional_scrape_configs(spec, pc_key.namespace, lookup):
+        scrape_configs.append(shard_additional_job(job, shards))
     _check_unique_job_names(scrape_configs)
     config["scrape_configs"] = scrape_configs
     if alerting is not None:
-        config["alerting"] = alerting
+        config["alerting"] = with_replica_labeldrop(alerting, spec)
+    remote_write = remote_write_section(spec, pc_key.namespace, lookup, gates)
+    if remote_write:
+        config["remote_write"] = remote_write
     return Generated(
         config=dump_yaml(config),
         service_monitors=counts["ServiceMonitor"],
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
+        probes=counts["Probe"],
+        rules=rules,
+        warnings=tuple(gates.warnings),
         tls_assets=tls_assets,
-        warnings=tuple(warnings),
     )
-
-
-def compress(config: bytes) -> bytes:
-    """gzip with mtime 0 and no file name, so the same config always gives the same bytes."""
-    return gzip.compress(config, compresslevel=9, mtime=0)
-
-
-def config_hash(config: bytes) -> str:
-    """sha256 hex of the (uncompressed) config."""
-    return hashlib.sha256(config).hexdigest()
-
-
-def secret_name(pc: PrometheusConfig) -> str:
-    """spec.secretName, or ``prometheus-<name>``."""
-    spec: Any = pc.get("spec") or {}
-    name = spec.get("secretName") if isinstance(spec, Mapping) else None
-    if isinstance(name, str) and name:
-        return name
-    return f"prometheus-{ObjectKey.of(pc).name}"
 
 
 def _discovery_role(spec: Mapping[str, Any]) -> str:
@@ -182,6 +207,40 @@ def _deny_file_access(spec: Mapping[str, Any]) -> bool:
     ):
         raise InvalidConfig("spec.arbitraryFSAccessThroughSMs may hold only deny (a boolean)")
     return bool(value.get("deny", False))
+
+
+def _rules(
+    spec: Mapping[str, Any],
+    pc_key: ObjectKey,
+    prometheus_rules: Sequence[PrometheusRule],
+    ns_labels: Mapping[str, Mapping[str, str]],
+) -> RuleFiles | None:
+    selector = selector_field(spec, "ruleSelector")
+    ns_selector = selector_field(spec, "ruleNamespaceSelector")
+    if selector is None:  # as prometheus-operator: no rule files at all, not even empty ones
+        return None
+    return select_rule_files(
+        pc_key.namespace, pc_key.name, selector, ns_selector, prometheus_rules, ns_labels
+    )
+
+
+def compress(config: bytes) -> bytes:
+    """gzip with mtime 0 and no file name, so the same config always gives the same bytes."""
+    return gzip.compress(config, compresslevel=9, mtime=0)
+
+
+def config_hash(config: bytes) -> str:
+    """sha256 hex of the (uncompressed) config."""
+    return hashlib.sha256(config).hexdigest()
+
+
+def secret_name(pc: PrometheusConfig) -> str:
+    """spec.secretName, or ``prometheus-<name>``."""
+    spec: Any = pc.get("spec") or {}
+    name = spec.get("secretName") if isinstance(spec, Mapping) else None
+    if isinstance(name, str) and name:
+        return name
+    return f"prometheus-{ObjectKey.of(pc).name}"
 
 
 def _check_unique_job_names(jobs: Iterable[Mapping[str, Any]]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from config_operator import selectors
 from config_operator.generate import assets
 from config_operator.generate.common import SCHEMES, Reject, parse_duration_ms
+from config_operator.generate.limits import MONITOR_LIMIT_FIELDS
 from config_operator.generate.lookup import Lookup
 from config_operator.generate.relabel import relabel_config
 from config_operator.generate.scrape_classes import (
@@ -75,12 +76,13 @@ _SPEC_COMMON = frozenset(
         "scrapeClassicHistograms",
         "convertClassicHistogramsToNHCB",
         "scrapeNativeHistograms",
-        # issue 10 (limits.py): sampleLimit, targetLimit, labelLimit, labelNameLengthLimit,
-        # labelValueLengthLimit, keepDroppedTargets, bodySizeLimit join here.
     }
 )
-SERVICE_MONITOR_FIELDS = _SPEC_COMMON | {"endpoints", "targetLabels", "serviceDiscoveryRole"}
-POD_MONITOR_FIELDS = _SPEC_COMMON | {"podMetricsEndpoints"}
+# The limits are read by generate.limits, and applied by config after the jobs are built.
+SERVICE_MONITOR_FIELDS = (
+    _SPEC_COMMON | MONITOR_LIMIT_FIELDS | {"endpoints", "targetLabels", "serviceDiscoveryRole"}
+)
+POD_MONITOR_FIELDS = _SPEC_COMMON | MONITOR_LIMIT_FIELDS | {"podMetricsEndpoints"}
 DISCOVERY_ROLES = {"Endpoints": "endpoints", "EndpointSlice": "endpointslice"}
 
 
@@ -193,7 +195,6 @@ def monitor_jobs(kind: str, monitor: Mapping[str, Any], ctx: JobContext) -> Moni
             *cls.relabelings,
             *_relabelings(ep, "relabelings", ep_problems),
         ]
-        # issue 10 (limits.py): sample_limit ... keep_dropped_targets go here, after relabel_configs.
         job.update(tail)
         metric_relabelings = [*cls.metric_relabelings, *_relabelings(ep, "metricRelabelings", ep_problems)]
         if metric_relabelings:
@@ -356,7 +357,6 @@ def _spec_tail(
             problems.append(f"spec.fallbackScrapeProtocol: {fallback!r} is not a scrape protocol")
         elif gates.allows("3.0.0", "spec.fallbackScrapeProtocol"):
             out["fallback_scrape_protocol"] = fallback
-    # issue 10 (limits.py): body_size_limit goes last, after these.
     return out
 
 
