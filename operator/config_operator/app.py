@@ -5,6 +5,7 @@
     informers (PrometheusConfigs, ServiceMonitors, PodMonitors, PrometheusRules, Probes and the rule
                ConfigMaps per namespace; Namespaces)
         -> stores (read by reconcile)        -> handlers -> WorkQueue[ObjectKey]
+    informers (Secrets, ConfigMaps; nothing cached) -> the PrometheusConfigs that read the changed one
     workers (only on the leader, only once every cache has synced) -> Reconciler -> Secret, status, Events
     resync: every PrometheusConfig again, every --resync-interval
 
@@ -24,12 +25,14 @@ from typing import Any
 
 from config_operator import generate as g
 from config_operator.client import (
+    CONFIGMAPS,
     NAMESPACES,
     POD_MONITORS,
     PROBES,
     PROMETHEUS_CONFIGS,
     PROMETHEUS_RULES,
     RULE_CONFIGMAPS,
+    SECRETS,
     SERVICE_MONITORS,
     Kube,
     Resource,
@@ -39,6 +42,7 @@ from config_operator.leader import LeaderSettings, lead
 from config_operator.metrics import OperatorMetrics
 from config_operator.queue import Backoff, WorkQueue, resync, work
 from config_operator.reconcile import Caches, Reconciler
+from config_operator.references import FirstItemList, Unkept
 from config_operator.resources import RULEFILES_LABEL, ObjectKey, labels_of
 from reloader.serve import serving
 
@@ -138,7 +142,42 @@ class Operator:
                 informer(RULE_CONFIGMAPS, self.caches.rule_config_maps, namespace, self._on_rule_config_map)
             )
         informers.append(informer(NAMESPACES, self.caches.namespaces, None, self._on_namespace))
+        informers += self._reference_informers(scopes)
         return informers
+
+    def _reference_informers(self, scopes: Iterable[str | None]) -> list[Informer]:
+        """Secrets and ConfigMaps: watched, never cached; a change to one a PrometheusConfig read queues it."""
+        informers = []
+        for resource in (SECRETS, CONFIGMAPS):
+            for namespace in scopes:
+
+                def restarted(reason: str, resource: Resource = resource) -> None:
+                    self.metrics.watch_restarts.labels(str(resource), reason).inc()
+
+                informers.append(
+                    Informer(
+                        FirstItemList(self.kube, self._requeue_referencing),
+                        resource,
+                        Unkept(),
+                        namespace=namespace,
+                        handlers=[self._reference_handler(resource.kind)],
+                        settings=self.settings.informer,
+                        on_restart=restarted,
+                    )
+                )
+        return informers
+
+    def _reference_handler(self, kind: str) -> Any:
+        def handler(change: Change) -> None:
+            key = ObjectKey.of(change.object)
+            for pc in self.reconciler.references.users(kind, key.namespace, key.name):
+                self.queue.add(pc)
+
+        return handler
+
+    def _requeue_referencing(self) -> None:
+        # A relist after 410 Gone: changes may have been missed.
+        self.queue.add_all(self.reconciler.references.configs())
 
     # -- handlers: which keys a change queues -------------------------------------------------------
 

@@ -73,6 +73,9 @@ RULE_CONFIGMAPS: Final = Resource(
     True,
     label_selector=f"{r.MANAGED_BY_LABEL}={r.MANAGED_BY_VALUE},{r.RULEFILES_LABEL}",
 )
+# Watched for the objects monitors reference, never cached whole (see references.py).
+SECRETS: Final = Resource("Secret", "", "v1", "secrets", True)
+CONFIGMAPS: Final = Resource("ConfigMap", "", "v1", "configmaps", True)
 
 
 class ApiError(Exception):
@@ -250,10 +253,11 @@ class Kube:
     ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if resource == NAMESPACES:
             return self._core.list_namespace, ()
-        if resource.plural == "configmaps" and not resource.group:
+        if resource.plural in ("secrets", "configmaps") and not resource.group:
+            kind = "secret" if resource.plural == "secrets" else "config_map"
             if namespace is None:
-                return self._core.list_config_map_for_all_namespaces, ()
-            return self._core.list_namespaced_config_map, (namespace,)
+                return getattr(self._core, f"list_{kind}_for_all_namespaces"), ()
+            return getattr(self._core, f"list_namespaced_{kind}"), (namespace,)
         if namespace is None:
             return self._custom.list_cluster_custom_object, (
                 resource.group,
@@ -267,10 +271,12 @@ class Kube:
             resource.plural,
         )
 
-    async def list(self, resource: Resource, namespace: str | None = None) -> Listed:
-        """List ``resource`` in ``namespace`` (None: all namespaces)."""
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, limit: int | None = None
+    ) -> Listed:
+        """List ``resource`` in ``namespace`` (None: all namespaces); ``limit`` gives only the first page."""
         method, args = self._list_method(resource, namespace)
-        doc = await self._call(method, *args, **_selecting(resource))
+        doc = await self._call(method, *args, **_selecting(resource), **({"limit": limit} if limit else {}))
         items = [dict(item) for item in doc.get("items") or [] if isinstance(item, dict)]
         return Listed(
             items=items, resource_version=str((doc.get("metadata") or {}).get("resourceVersion") or "")
@@ -315,6 +321,16 @@ class Kube:
                 return None
             raise
         return secret
+
+    async def get_configmap(self, namespace: str, name: str) -> r.ConfigMap | None:
+        """The ConfigMap, or None when it does not exist."""
+        try:
+            configmap: r.ConfigMap = await self._call(self._core.read_namespaced_config_map, name, namespace)
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return configmap
 
     async def create_secret(self, namespace: str, body: r.Secret) -> r.Secret:
         """Create a Secret (409 when it already exists)."""

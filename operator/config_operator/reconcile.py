@@ -33,10 +33,10 @@ from typing import Any, Literal, Protocol
 from config_operator import generate as g
 from config_operator import rulefiles
 from config_operator.client import ApiError
-from config_operator.generate.alerting import secret_names as alerting_secret_names
 from config_operator.generate.rules import RuleFiles
 from config_operator.informer import Store
 from config_operator.metrics import OperatorMetrics
+from config_operator.references import ReferenceIndex
 from config_operator.resources import (
     API_VERSION,
     KIND,
@@ -63,6 +63,7 @@ class KubeWrites(Protocol):
     """The API calls a reconcile makes (``client.Kube`` has them)."""
 
     async def get_secret(self, namespace: str, name: str) -> Secret | None: ...
+    async def get_configmap(self, namespace: str, name: str) -> ConfigMap | None: ...
     async def create_secret(self, namespace: str, body: Secret) -> Secret: ...
     async def replace_secret(self, namespace: str, name: str, body: Secret) -> Secret: ...
     async def patch_status(self, namespace: str, name: str, status: PrometheusConfigStatus) -> None: ...
@@ -112,15 +113,22 @@ def desired_secret(pc: PrometheusConfig, compressed: bytes, current: Secret | No
     Other labels, annotations and non-controller owners on ``current`` are kept; its resourceVersion is
     carried over so that a concurrent change makes the write fail with 409 rather than be lost.
     """
-    key = ObjectKey.of(pc)
     data = {g.SECRET_KEY: base64.b64encode(compressed).decode()}
+    return desired_owned_secret(pc, g.secret_name(pc), data, current)
+
+
+def desired_owned_secret(
+    pc: PrometheusConfig, name: str, data: dict[str, str], current: Secret | None
+) -> Secret | None:
+    """A Secret ``name`` owned by ``pc`` holding ``data`` (base64 values), or None when ``current`` is it."""
+    key = ObjectKey.of(pc)
     ours = owner_reference(pc)
     if current is None:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {
-                "name": g.secret_name(pc),
+                "name": name,
                 "namespace": key.namespace,
                 "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
                 "ownerReferences": [ours],
@@ -237,6 +245,7 @@ class _Reported:
     """What was last reported for a key, so a resync does not post the same Warnings again."""
 
     rejected: frozenset[g.Rejected] = frozenset()
+    warnings: tuple[str, ...] = ()
     rejected_rules: frozenset[g.Rejected] = frozenset()
     invalid: str | None = None
     status: PrometheusConfigStatus | None = None
@@ -253,6 +262,8 @@ class Reconciler:
     instance: str = COMPONENT
     """Who posts the Events (reportingInstance): the pod name or the leader-election identity."""
     now: Callable[[], str] = _utc_now
+    references: ReferenceIndex = field(default_factory=ReferenceIndex)
+    """The Secrets and ConfigMaps each PrometheusConfig read (the app watches them)."""
     _reported: dict[ObjectKey, _Reported] = field(default_factory=dict, init=False, repr=False)
 
     async def reconcile(self, key: ObjectKey) -> None:
@@ -271,21 +282,14 @@ class Reconciler:
         pc: PrometheusConfig | None = self.caches.prometheus_configs.get(key)  # type: ignore[assignment]
         if pc is None or (pc.get("metadata") or {}).get("deletionTimestamp"):
             self._reported.pop(key, None)
+            self.references.forget(key)
             return
         spec: Any = pc.get("spec") or {}
         if isinstance(spec, dict) and spec.get("paused") is True:
             log.debug("paused, skipped", extra={"key": str(key)})
             return
         try:
-            generated = g.generate(
-                pc,
-                self.caches.service_monitors.objects(),  # type: ignore[arg-type]
-                self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
-                self.caches.namespaces.objects(),  # type: ignore[arg-type]
-                await self._additional_secrets(pc),
-                prometheus_rules=self.caches.prometheus_rules.objects(),  # type: ignore[arg-type]
-                probes=self.caches.probes.objects(),  # type: ignore[arg-type]
-            )
+            generated = await self._generate(key, pc)
         except g.InvalidConfig as exc:
             await self._invalid(key, pc, str(exc))
             return
@@ -301,6 +305,9 @@ class Reconciler:
         writer = rulefiles.Writer(self.kube)
         for name in await writer.write(key.namespace, rule_plan):
             log.info("rule configmap written", extra={"key": str(key), "configmap": name})
+        self._report_warnings(key, generated.warnings)
+        # The TLS files first: a config pointing at files the pod cannot have yet would fail its scrapes.
+        await self._write_tls_assets(pc, generated.tls_assets)
         operation = await self._write_secret(pc, g.compress(generated.config))
         for name in await writer.delete(key.namespace, rule_plan):
             log.info("stale rule configmap deleted", extra={"key": str(key), "configmap": name})
@@ -346,22 +353,74 @@ class Reconciler:
         )
         self._reported.setdefault(key, _Reported()).invalid = None
 
-    async def _additional_secrets(self, pc: PrometheusConfig) -> list[Secret]:
-        """The Secrets that spec.additionalScrapeConfigs and the alerting fields name, those that exist
-        (generate() reports a missing one)."""
-        spec: Any = pc.get("spec") or {}
-        if not isinstance(spec, dict):
-            return []
-        ref = spec.get("additionalScrapeConfigs")
-        names = alerting_secret_names(spec)
-        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-            names.add(ref["name"])
-        found = []
-        for name in sorted(n for n in names if n):
-            secret = await self.kube.get_secret(ObjectKey.of(pc).namespace, name)
-            if secret is not None:
-                found.append(secret)
-        return found
+    async def _generate(self, key: ObjectKey, pc: PrometheusConfig) -> g.Generated:
+        """generate() with the Secrets and ConfigMaps it reads, fetched by name (never a cluster-wide cache).
+
+        What generation reads depends only on the specs, so it ends: each pass fetches what the last
+        one asked for and did not have. The last pass's references are what the app watches for this
+        key, also when the PrometheusConfig is invalid (a missing Secret may yet appear).
+        """
+        fetched: dict[g.Reference, Any] = {}
+        wanted = set(self.references.of(key))
+        while True:
+            for ref in sorted(wanted - fetched.keys()):
+                get = self.kube.get_secret if ref.kind == "Secret" else self.kube.get_configmap
+                fetched[ref] = await get(ref.namespace, ref.name)
+            lookup = g.Lookup(
+                [o for r, o in fetched.items() if o is not None and r.kind == "Secret"],
+                [o for r, o in fetched.items() if o is not None and r.kind == "ConfigMap"],
+            )
+            try:
+                generated = g.generate(
+                    pc,
+                    self.caches.service_monitors.objects(),  # type: ignore[arg-type]
+                    self.caches.pod_monitors.objects(),  # type: ignore[arg-type]
+                    self.caches.namespaces.objects(),  # type: ignore[arg-type]
+                    [],
+                    lookup=lookup,
+                    prometheus_rules=self.caches.prometheus_rules.objects(),  # type: ignore[arg-type]
+                    probes=self.caches.probes.objects(),  # type: ignore[arg-type]
+                )
+            except g.InvalidConfig:
+                if lookup.references <= fetched.keys():
+                    self.references.set(key, lookup.references)
+                    raise
+                wanted = set(lookup.references)
+                continue
+            if generated.references <= fetched.keys():
+                self.references.set(key, generated.references)
+                return generated
+            wanted = set(generated.references)
+
+    def _report_warnings(self, key: ObjectKey, warnings: Sequence[str]) -> None:
+        """What the version gates left out: logged when it changes (no Event: the config is fine)."""
+        reported = self._reported.setdefault(key, _Reported())
+        if tuple(warnings) != reported.warnings:
+            for warning in warnings:
+                log.warning("field left out", extra={"key": str(key), "err": warning})
+        reported.warnings = tuple(warnings)
+
+    async def _write_tls_assets(self, pc: PrometheusConfig, files: dict[str, str] | Any) -> None:
+        """The shards prometheus-<name>-tls-assets-<n>; a shard no longer needed is emptied (the API
+        server's garbage collection removes them all with the PrometheusConfig)."""
+        namespace, name = ObjectKey.of(pc).namespace, ObjectKey.of(pc).name
+        shards = g.shard_tls_assets(dict(files))
+        index = 0
+        while True:
+            secret_name = g.tls_assets_secret_name(name, index)
+            if index >= len(shards):
+                current = await self.kube.get_secret(namespace, secret_name)
+                if current is None:
+                    return
+                shard: dict[str, str] = {}
+            else:
+                shard = shards[index]
+            await self._write_owned(pc, secret_name, shard)
+            index += 1
+
+    async def _write_owned(self, pc: PrometheusConfig, name: str, files: dict[str, str]) -> str | None:
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(files.items())}
+        return await self._write(pc, name, lambda current: desired_owned_secret(pc, name, data, current))
 
     async def _invalid(self, key: ObjectKey, pc: PrometheusConfig, message: str) -> None:
         """A malformed PrometheusConfig: Reconciled=False and a Warning; the last good Secret stays."""
@@ -415,10 +474,17 @@ class Reconciler:
 
     async def _write_secret(self, pc: PrometheusConfig, compressed: bytes) -> str | None:
         """Create or update the Secret; return "create", "update", or None when it was already right."""
-        namespace, name = ObjectKey.of(pc).namespace, g.secret_name(pc)
+        return await self._write(
+            pc, g.secret_name(pc), lambda current: desired_secret(pc, compressed, current)
+        )
+
+    async def _write(
+        self, pc: PrometheusConfig, name: str, desired: Callable[[Secret | None], Secret | None]
+    ) -> str | None:
+        namespace = ObjectKey.of(pc).namespace
         for _ in range(WRITE_ATTEMPTS):
             current = await self.kube.get_secret(namespace, name)
-            body = desired_secret(pc, compressed, current)
+            body = desired(current)
             if body is None:
                 return None
             try:

@@ -1,10 +1,13 @@
 """``config-operator render``'s logic: YAML manifests in, the operator's prometheus.yaml out, no cluster.
 
-The files hold PrometheusConfig, ServiceMonitor, PodMonitor, PrometheusRule, Probe, Namespace and Secret
-objects, in any order, as multi-document YAML (a ``kind: List`` is unwrapped). Objects without a namespace land in
-``default``, as kubectl would put them. Other kinds are ignored with a warning, so a whole
-application manifest can be passed as is. The rule files of the selected PrometheusRules come back
-by ConfigMap, and ``write_rule_files`` lays them out as a Prometheus pod sees them.
+The files hold PrometheusConfig, ServiceMonitor, PodMonitor, PrometheusRule, Probe, Namespace, Secret and
+ConfigMap objects, in any order, as multi-document YAML (a ``kind: List`` is unwrapped). Objects without a
+namespace land in ``default``, as kubectl would put them. Secrets and ConfigMaps feed the same lookups as
+in the cluster (credentials, TLS material, additionalScrapeConfigs). Other kinds are ignored with a
+warning, so a whole application manifest can be passed as is; so are, with one line each, a document
+with no ``metadata.name`` and an object given a second time (the first one counts). The rule files of
+the selected PrometheusRules come back by ConfigMap, and ``write_rule_files`` lays them out as a
+Prometheus pod sees them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from config_operator.generate.rules import RULES_DIR, RuleFiles
 from config_operator.resources import KIND, ObjectKey
 
 DEFAULT_NAMESPACE = "default"
-_NAMESPACED = (KIND, "ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe", "Secret")
+_NAMESPACED = (KIND, "ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe", "Secret", "ConfigMap")
 
 
 class RenderError(ValueError):
@@ -44,6 +47,8 @@ class _Objects:
         default_factory=lambda: {k: [] for k in (*_NAMESPACED, "Namespace")}
     )
     warnings: list[str] = field(default_factory=list)
+    seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(kind, namespace, name) -> where it was first given."""
 
 
 def render_files(paths: Sequence[str], *, name: str | None = None) -> Rendered:
@@ -66,6 +71,7 @@ def render_files(paths: Sequence[str], *, name: str | None = None) -> Rendered:
             objects.by_kind["PodMonitor"],  # type: ignore[arg-type]
             objects.by_kind["Namespace"],  # type: ignore[arg-type]
             objects.by_kind["Secret"],  # type: ignore[arg-type]
+            configmaps=objects.by_kind["ConfigMap"],  # type: ignore[arg-type]
             prometheus_rules=objects.by_kind["PrometheusRule"],  # type: ignore[arg-type]
             probes=objects.by_kind["Probe"],  # type: ignore[arg-type]
         )
@@ -130,12 +136,21 @@ def _add(where: str, obj: Any, objects: _Objects) -> None:
     kind = obj.get("kind")
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
-        raise RenderError(f"{where}: {kind or 'object'} has no metadata.name")
+        # The API server would refuse it; the rest of the input still renders.
+        objects.warnings.append(f"{where}: ignored {kind or 'an object'} with no metadata.name")
+        return
     if kind not in objects.by_kind:
         objects.warnings.append(f"{where}: ignored {kind or 'an object with no kind'} {meta['name']}")
         return
     if kind in _NAMESPACED and not meta.get("namespace"):
         obj = {**obj, "metadata": {**meta, "namespace": DEFAULT_NAMESPACE}}
+    identity = (kind, str(obj["metadata"].get("namespace") or ""), meta["name"])
+    if identity in objects.seen:
+        name = "/".join(p for p in identity[1:] if p)
+        first = objects.seen[identity]
+        objects.warnings.append(f"{where}: ignored {kind} {name}, given again (first in {first})")
+        return
+    objects.seen[identity] = where
     objects.by_kind[kind].append(obj)
 
 

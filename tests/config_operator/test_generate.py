@@ -297,7 +297,7 @@ REJECTIONS: list[tuple[dict[str, Any], str]] = [
     ({"endpoints": [{"port": "m", "path": "metrics"}]}, "must start with '/'"),
     ({"endpoints": [{"port": "m", "params": {"a": "b"}}]}, "params"),
     ({"endpoints": [{"port": "m", "honorLabels": "yes"}]}, "honorLabels"),
-    ({"endpoints": [{"port": "m", "bearerTokenFile": "/t"}]}, "unsupported field(s): bearerTokenFile"),
+    ({"endpoints": [{"port": "m", "sigv4": {}}]}, "unsupported field(s): sigv4"),
     ({"endpoints": []}, "non-empty list"),
     ({"selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}, "unknown operator 'Near'"),
     ({"selector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}, "at least one value"),

@@ -18,7 +18,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from config_operator.generate import ENDPOINT_FIELDS, POD_MONITOR_FIELDS, SERVICE_MONITOR_FIELDS, SPEC_FIELDS
+from config_operator.generate import (
+    POD_METRICS_ENDPOINT_FIELDS,
+    POD_MONITOR_FIELDS,
+    SERVICE_MONITOR_ENDPOINT_FIELDS,
+    SERVICE_MONITOR_FIELDS,
+    SPEC_FIELDS,
+)
 from tests.examples import manifests as m
 from tests.examples import systemd
 from tests.support import filesd, procs
@@ -210,14 +216,24 @@ def test_prometheusconfig_crd() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "endpoints", "fields"),
+    ("name", "endpoints", "fields", "endpoint_fields"),
     [
-        ("servicemonitors.monitoring.coreos.com", "endpoints", SERVICE_MONITOR_FIELDS),
-        ("podmonitors.monitoring.coreos.com", "podMetricsEndpoints", POD_MONITOR_FIELDS),
+        (
+            "servicemonitors.monitoring.coreos.com",
+            "endpoints",
+            SERVICE_MONITOR_FIELDS,
+            SERVICE_MONITOR_ENDPOINT_FIELDS,
+        ),
+        (
+            "podmonitors.monitoring.coreos.com",
+            "podMetricsEndpoints",
+            POD_MONITOR_FIELDS,
+            POD_METRICS_ENDPOINT_FIELDS,
+        ),
     ],
 )
 def test_monitor_crd_covers_the_subset_the_operator_reads(
-    name: str, endpoints: str, fields: frozenset[str]
+    name: str, endpoints: str, fields: frozenset[str], endpoint_fields: frozenset[str]
 ) -> None:
     # Exactly what generation accepts: a field the CRD admits but generation rejects (or the reverse)
     # would surprise users of clusters without prometheus-operator.
@@ -227,7 +243,10 @@ def test_monitor_crd_covers_the_subset_the_operator_reads(
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert set(spec) == fields
     assert set(spec["namespaceSelector"]["properties"]) == {"any", "matchNames"}
-    assert set(spec[endpoints]["items"]["properties"]) == ENDPOINT_FIELDS
+    assert set(spec[endpoints]["items"]["properties"]) == endpoint_fields
+    # What the operator does not support reaches it (and is rejected with an Event) instead of being pruned.
+    assert version["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"]
+    assert spec[endpoints]["items"]["x-kubernetes-preserve-unknown-fields"]
 
 
 def test_probe_and_prometheusrule_crds_cover_what_the_operator_reads() -> None:

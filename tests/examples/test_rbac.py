@@ -3,9 +3,10 @@
 The operator runs as the Deployment runs it (its args, two replicas, leader election on), as real
 processes, against the fake API server (tests/fakekube), which records every call as (verb, apiGroup,
 resource, subresource, namespace). The scenario covers what the operator does in a cluster: it lists and
-watches everything, reads the Secret an additionalScrapeConfigs names, creates and then updates the
-generated Secret, creates, updates and deletes rule ConfigMaps, patches status, posts Events (one for a
-rejected monitor), and campaigns for the Lease.
+watches everything, reads the Secret an additionalScrapeConfigs names and the Secret and ConfigMap a
+monitor names, creates and then updates the generated Secrets (the config, the tls-assets shard),
+creates, updates and deletes rule ConfigMaps, patches status, posts Events (one for a rejected monitor),
+and campaigns for the Lease.
 Then the recorded calls and the rules are compared both ways: every call is allowed, every rule is used.
 Each replica sends its own bearer token (its kubeconfig's), so the fake server records who made each
 call: every replica's calls are checked against the rules on their own, and only the Lease holder of
@@ -113,7 +114,34 @@ def _seed(kube: FakeKube, operator_namespace: str) -> None:
             "data": {"jobs.yaml": base64.b64encode(jobs.encode()).decode()},
         }
     )
-    kube.create(_load("servicemonitor.yaml"))
+    # The monitor reads a CA from a ConfigMap and a password from a Secret: get configmaps and secrets.
+    checkout = _load("servicemonitor.yaml")
+    checkout["spec"]["endpoints"][0]["tlsConfig"] = {
+        "ca": {"configMap": {"name": "checkout-ca", "key": "ca.crt"}}
+    }
+    checkout["spec"]["endpoints"][0]["basicAuth"] = {
+        "username": {"name": "checkout-auth", "key": "user"},
+        "password": {"name": "checkout-auth", "key": "password"},
+    }
+    kube.create(checkout)
+    ns = checkout["metadata"]["namespace"]
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "checkout-ca", "namespace": ns},
+            "data": {"ca.crt": "CA"},
+        }
+    )
+    auth = {"user": base64.b64encode(b"scraper").decode(), "password": base64.b64encode(b"pw").decode()}
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "checkout-auth", "namespace": ns},
+            "data": auth,
+        }
+    )
     kube.create(_load("podmonitor.yaml"))
     kube.create(_load("prometheusrule.yaml"))
     # A rule ConfigMap left over from when the rules needed two: the operator deletes it.

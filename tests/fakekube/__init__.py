@@ -43,6 +43,8 @@ Standalone, from the repo root (plain http, no auth)::
     ownerReferences none of which exists any more is deleted at once, as the garbage collector would
     a moment later.
   - ``resource_version -> int``: the latest resourceVersion handed out.
+  - ``install_crd(crd)``: later writes of that resource are pruned (and defaulted) against the CRD's
+    openAPIV3Schema, as a real API server does (tests/fakekube/pruning.py).
   Namespace ("" for cluster-scoped resources) is always positional. Objects are returned as copies.
 - Faults:
   - ``fail_next(count=1, *, verb=None, resource=None, path=None, code=500, identity=None) -> Fault``: the next

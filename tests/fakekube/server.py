@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import yaml
 from aiohttp import web
 
+from . import pruning
 from . import resources as res
 from .resources import RESOURCES, ResourceType
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -306,6 +307,15 @@ class FakeKube:
     def delete(self, ref: str, namespace: str, name: str) -> Obj:
         """Delete an object (and, as the garbage collector would, objects it owns alone)."""
         return self.store.delete(res.by_ref(ref), namespace, name)
+
+    def install_crd(self, crd: Obj) -> None:
+        """Prune (and default) later writes of the CRD's resource against its schema, as a real API
+        server does; objects already stored are left alone, as there."""
+        for (group, version, plural), schema in pruning.crd_schemas(crd).items():
+            resource = res.by_path(group, version, plural)
+            if resource is None:
+                raise KeyError(f"the fake server does not serve {plural}.{group}/{version}")
+            self.store.schemas[resource] = dict(schema)
 
     def _identify(self, obj: Obj) -> tuple[ResourceType, str, str]:
         resource = res.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))

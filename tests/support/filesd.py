@@ -9,8 +9,8 @@ Two halves:
   ``write_targets``, which writes for each job the target groups Kubernetes discovery would produce
   for its role, pre-filtered to its namespaces, because file discovery does not filter.
 
-The discovery labels follow Prometheus's kubernetes_sd documentation for the ``endpoints`` and ``pod``
-roles; only the ones relabeling can reasonably depend on are produced.
+The discovery labels follow Prometheus's kubernetes_sd documentation for the ``endpoints``,
+``endpointslice`` and ``pod`` roles; only the ones relabeling can reasonably depend on are produced.
 """
 
 from __future__ import annotations
@@ -297,6 +297,33 @@ def endpoints_role_targets(cluster: Cluster, namespaces: Iterable[str] | None) -
     return groups
 
 
+# Prometheus's endpointslice role names the same facts differently.
+_SLICE_RENAMES = {
+    "__meta_kubernetes_endpoints_name": "__meta_kubernetes_endpointslice_name",
+    "__meta_kubernetes_endpoint_port_name": "__meta_kubernetes_endpointslice_port_name",
+    "__meta_kubernetes_endpoint_port_protocol": "__meta_kubernetes_endpointslice_port_protocol",
+    "__meta_kubernetes_endpoint_ready": "__meta_kubernetes_endpointslice_endpoint_conditions_ready",
+    "__meta_kubernetes_endpoint_node_name": "__meta_kubernetes_endpointslice_endpoint_topology_kubernetes_io_hostname",
+    "__meta_kubernetes_endpoint_address_target_kind": "__meta_kubernetes_endpointslice_address_target_kind",
+    "__meta_kubernetes_endpoint_address_target_name": "__meta_kubernetes_endpointslice_address_target_name",
+}
+
+
+def as_endpointslice(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Endpoints-role target groups as the endpointslice role gives them (slices named after the
+    Service, as the EndpointSlice controller's first slice is, bar its suffix)."""
+    out = []
+    for group in groups:
+        labels = {}
+        for k, v in group["labels"].items():
+            if k.startswith("__meta_kubernetes_endpoints_label"):
+                continue  # a slice carries its own labels, not the Endpoints object's
+            labels[_SLICE_RENAMES.get(k, k)] = v
+        labels["__meta_kubernetes_endpointslice_address_type"] = "IPv4"
+        out.append({**group, "labels": labels})
+    return out
+
+
 def write_targets(config_yaml: str, cluster: Cluster, targets_dir: Path | str) -> dict[str, int]:
     """Write each Kubernetes-discovered job's target file (see ``target_file``); returns job -> count.
 
@@ -314,6 +341,8 @@ def write_targets(config_yaml: str, cluster: Cluster, targets_dir: Path | str) -
             namespaces = set(names) if names else None
             if sd["role"] == "endpoints":
                 groups += endpoints_role_targets(cluster, namespaces)
+            elif sd["role"] == "endpointslice":
+                groups += as_endpointslice(endpoints_role_targets(cluster, namespaces))
             elif sd["role"] == "pod":
                 groups += pod_role_targets(cluster, namespaces)
             else:

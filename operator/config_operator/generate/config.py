@@ -14,13 +14,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
 from config_operator.generate.common import InvalidConfig, Reject, Rejected, dump_yaml
-from config_operator.generate.endpoints import monitor_jobs
+from config_operator.generate.endpoints import JobContext, monitor_jobs
 from config_operator.generate.gate import Gates, spec_version
 from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
 from config_operator.generate.limits import apply_job_limits, enforced_limits, job_limits
@@ -28,6 +28,7 @@ from config_operator.generate.lookup import Lookup, Reference
 from config_operator.generate.probes import probe_jobs
 from config_operator.generate.remote_write import remote_write_section
 from config_operator.generate.rules import RuleFiles, select_rule_files
+from config_operator.generate.scrape_classes import scrape_classes
 from config_operator.generate.selection import selects
 from config_operator.generate.sharding import shard_additional_job, shard_monitor_job, shards_of
 from config_operator.generate.spec import (
@@ -37,6 +38,7 @@ from config_operator.generate.spec import (
     validate_spec,
 )
 from config_operator.generate.tenancy import enforce_on_job, monitor_as_seen, tenancy_of
+from config_operator.generate.versions import spec_version as target_version
 from config_operator.resources import (
     ConfigMap,
     Namespace,
@@ -72,6 +74,8 @@ class Generated:
     rule ConfigMaps at all: stale ones go)."""
     warnings: tuple[str, ...] = ()
     """Fields left out (the target version lacks them, or prometheus-operator ignores them), one line each."""
+    tls_assets: Mapping[str, str] = field(default_factory=dict)
+    """TLS files of the accepted monitors, by file name: the tls-assets Secrets' data."""
 
 
 def generate(
@@ -84,6 +88,7 @@ def generate(
     configmaps: Sequence[ConfigMap] = (),
     prometheus_rules: Sequence[PrometheusRule] = (),
     probes: Sequence[Probe] = (),
+    lookup: Lookup | None = None,
 ) -> Generated:
     """The prometheus.yaml for ``pc``; raises InvalidConfig when ``pc`` itself is malformed.
 
@@ -91,7 +96,9 @@ def generate(
     labels); ``secrets`` and ``configmaps`` are those that the spec and the monitors may reference,
     read only through one ``Lookup``.
     """
-    lookup = Lookup(secrets, configmaps)
+    # A caller's own Lookup (instead of secrets and configmaps) keeps what was asked for even when
+    # the PrometheusConfig turns out invalid: the reconciler fetches those and tries again.
+    lookup = lookup if lookup is not None else Lookup(secrets, configmaps)
     spec = validate_spec(pc)
     gates = Gates(spec_version(spec))
     pc_key = ObjectKey.of(pc)
@@ -109,8 +116,17 @@ def generate(
         config["rule_files"] = [*config.get("rule_files", []), *rules.rule_files]
     alerting = alerting_section(spec, pc_key.namespace, lookup)
 
+    job_context = JobContext(
+        global_interval,
+        lookup,
+        target_version(spec),
+        scrape_classes(spec),
+        _discovery_role(spec),
+        _deny_file_access(spec),
+    )
     scrape_configs: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
+    tls_assets: dict[str, str] = {}
     counts = {"ServiceMonitor": 0, "PodMonitor": 0, "Probe": 0}
     groups: tuple[tuple[str, Sequence[Any], str, str], ...] = (
         ("ServiceMonitor", service_monitors, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
@@ -125,11 +141,15 @@ def generate(
             if not selects(selector, ns_selector, pc_key.namespace, ns_labels, monitor):
                 continue
             seen = monitor_as_seen(monitor, tenancy)
+            tls_files: dict[str, str] = {}
             try:
                 if kind == "Probe":
                     jobs = probe_jobs(monitor, global_interval)
                 else:
-                    jobs = monitor_jobs(kind, seen, global_interval)
+                    built = monitor_jobs(kind, seen, job_context)
+                    jobs, tls_files = built.jobs, built.tls_files
+                    for warning in built.warnings:
+                        gates.warn(f"{kind} {key}: {warning}")
                 # A Probe carries no limits of its own here, but the enforced ones still apply.
                 own_limits = job_limits(seen.get("spec") or {}, limits, gates, f"{kind} {key}")
             except Reject as exc:
@@ -143,6 +163,7 @@ def generate(
                 shard_monitor_job(job, shards, "__param_target" if kind == "Probe" else "__address__")
             counts[kind] += 1
             scrape_configs.extend(jobs)
+            tls_assets.update(tls_files)
 
     additional = [
         shard_additional_job(job, shards) for job in additional_scrape_configs(spec, pc_key.namespace, lookup)
@@ -164,7 +185,30 @@ def generate(
         probes=counts["Probe"],
         rules=rules,
         warnings=tuple(gates.warnings),
+        tls_assets=tls_assets,
     )
+
+
+def _discovery_role(spec: Mapping[str, Any]) -> str:
+    role = spec.get("serviceDiscoveryRole")
+    if role is None:
+        return "Endpoints"
+    if role not in ("Endpoints", "EndpointSlice"):
+        raise InvalidConfig(f"spec.serviceDiscoveryRole: {role!r} is not Endpoints or EndpointSlice")
+    return str(role)
+
+
+def _deny_file_access(spec: Mapping[str, Any]) -> bool:
+    value = spec.get("arbitraryFSAccessThroughSMs")
+    if value is None:
+        return False
+    if (
+        not isinstance(value, Mapping)
+        or set(value) - {"deny"}
+        or not isinstance(value.get("deny", False), bool)
+    ):
+        raise InvalidConfig("spec.arbitraryFSAccessThroughSMs may hold only deny (a boolean)")
+    return bool(value.get("deny", False))
 
 
 def _rules(

@@ -70,6 +70,9 @@ SPEC_FIELDS = frozenset(
         "scrapeFailureLogFile",
         # issue 10: remote write (generate.remote_write)
         "remoteWrite",
+        # issue 8
+        "scrapeClasses",
+        "arbitraryFSAccessThroughSMs",
     }
 )
 
