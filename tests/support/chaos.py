@@ -238,6 +238,8 @@ class Expected:
     invalid: str | None
     paused: bool
     generation: int
+    tls_assets: tuple[dict[str, str], ...] = ()
+    """The shards prometheus-<name>-tls-assets-<n> must hold (plain values), when the config is valid."""
 
 
 def expected_state(kube: FakeKube) -> list[Expected]:
@@ -249,8 +251,11 @@ def expected_state(kube: FakeKube) -> list[Expected]:
         spec = pc.get("spec") or {}
         config: bytes | None = None
         invalid: str | None = None
+        shards: tuple[dict[str, str], ...] = ()
         try:
-            config = g.generate(pc, sms, pms, namespaces, kube.list("secrets", meta["namespace"])).config  # type: ignore[arg-type]
+            generated = g.generate(pc, sms, pms, namespaces, kube.list("secrets", meta["namespace"]))  # type: ignore[arg-type]
+            config = generated.config
+            shards = tuple(g.shard_tls_assets(dict(generated.tls_assets)))
         except g.InvalidConfig as exc:
             invalid = str(exc)
         out.append(
@@ -262,6 +267,7 @@ def expected_state(kube: FakeKube) -> list[Expected]:
                 invalid,
                 spec.get("paused") is True,
                 int(meta["generation"]),
+                shards,
             )
         )
     return out
@@ -309,7 +315,24 @@ def mismatches(kube: FakeKube) -> list[str]:
             )
         if (conditions.get("Reconciled") or {}).get("status") != "True":
             problems.append(f"{where}: condition {conditions.get('Reconciled')}")
+        for index, shard in enumerate(e.tls_assets):
+            name = g.tls_assets_secret_name(e.name, index)
+            assets = kube.find("secrets", e.namespace, name)
+            data = {k: base64.b64decode(v).decode() for k, v in ((assets or {}).get("data") or {}).items()}
+            if assets is None or data != shard:
+                problems.append(f"{where}: Secret {name} does not hold the TLS assets generate gives")
+    # A paused or malformed PrometheusConfig keeps what it had, TLS assets included.
     kept = {(e.namespace, e.secret) for e in expected if e.invalid is not None or e.paused}
+    kept |= {
+        (secret["metadata"]["namespace"], secret["metadata"]["name"])
+        for e in expected
+        if e.invalid is not None or e.paused
+        for secret in kube.list("secrets", e.namespace)
+        if secret["metadata"]["name"].startswith(f"prometheus-{e.name}-tls-assets-")
+    }
+    wanted |= {
+        (e.namespace, g.tls_assets_secret_name(e.name, i)) for e in expected for i in range(len(e.tls_assets))
+    }
     for secret in kube.list("secrets"):
         meta = secret["metadata"]
         key = (meta["namespace"], meta["name"])
