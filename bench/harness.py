@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import os
 import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +28,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pod_env() -> dict[str, str]:
+    """The environment prometheus-operator gives its reloader container: little more than POD_NAME and
+    SHARD (not this machine's, which may set SSL_CERT_FILE and the like)."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POD_NAME": "bench-0", "SHARD": "0"}
+
+
+@contextmanager
+def tmpfs_dir() -> Iterator[tuple[Path, str]]:
+    """A directory on tmpfs, and how it was had: in a pod the input is a Secret volume and the output
+    prometheus-operator's ``config-out`` emptyDir with ``medium: Memory``, both tmpfs. As root a private
+    tmpfs is mounted; else /dev/shm; else the ordinary temporary directory (said so in the result)."""
+    with tempfile.TemporaryDirectory(prefix="config-reloader-bench-tmpfs-") as tmp:
+        path = Path(tmp)
+        if os.geteuid() == 0:
+            mounted = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=512m,mode=0700", "config-reloader-bench", tmp],
+                capture_output=True,
+                check=False,
+            )
+            if mounted.returncode == 0:
+                try:
+                    yield path, "tmpfs"
+                finally:
+                    subprocess.run(["umount", "-l", tmp], check=False)
+                return
+        shm = Path("/dev/shm")
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            with tempfile.TemporaryDirectory(prefix="config-reloader-bench-", dir=shm) as in_shm:
+                yield Path(in_shm), "tmpfs (/dev/shm)"
+            return
+        yield path, "disk (no tmpfs here)"
+
+
 def reloader_binary() -> str:
-    """The console script beside the running interpreter (the venv's), else the one on PATH."""
+    """$BENCH_RELOADER (``make bench`` sets it to a non-editable install, as in the image), else the
+    console script beside the running interpreter (the venv's), else the one on PATH."""
+    if chosen := os.environ.get("BENCH_RELOADER"):
+        return chosen
     beside = Path(sys.executable).parent / "config-reloader"
     found = str(beside) if beside.exists() else shutil.which("config-reloader")
     if found is None:
@@ -102,12 +141,23 @@ async def reload_endpoint(rendered: Path | None = None) -> AsyncIterator[ReloadE
 
 
 @asynccontextmanager
-async def reloader_process(*args: str, log_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run ``config-reloader *args`` for the block; SIGTERM it after, and fail loudly if it had died."""
-    env = {**os.environ, "POD_NAME": "bench-0"}
+async def reloader_process(
+    *args: str, log_path: Path, preexec: Callable[[], None] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``config-reloader *args`` for the block; SIGTERM it after, and fail loudly if it had died.
+
+    ``preexec`` runs in the child before exec (joining a cgroup).
+    """
+    env = pod_env()
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            reloader_binary(), *args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env
+            reloader_binary(),
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            preexec_fn=preexec,
         )
     try:
         yield proc
@@ -149,6 +199,55 @@ def prometheus_like_config(size_bytes: int, marker: str) -> bytes:
         parts.append(block)
         size += len(block)
         i += 1
+    return "".join(parts).encode()
+
+
+_OPERATOR_JOB = """- job_name: serviceMonitor/{ns}/{app}/0
+  honor_labels: false
+  kubernetes_sd_configs:
+  - role: endpoints
+    namespaces:
+      names: [{ns}]
+  scrape_interval: 30s
+  relabel_configs:
+  - source_labels: [job]
+    target_label: __tmp_prometheus_job_name
+  - action: keep
+    source_labels: [__meta_kubernetes_service_label_app, __meta_kubernetes_service_labelpresent_app]
+    regex: ({app});true
+  - action: keep
+    source_labels: [__meta_kubernetes_endpoint_port_name]
+    regex: {port}
+  - source_labels: [__meta_kubernetes_namespace]
+    target_label: namespace
+  - source_labels: [__meta_kubernetes_service_name]
+    target_label: service
+  - target_label: endpoint
+    replacement: {port}
+  metric_relabel_configs:
+  - action: drop
+    source_labels: [__name__]
+    regex: {drop}
+"""
+
+
+def operator_like_config(jobs: int, marker: str) -> bytes:
+    """A config shaped like prometheus-operator's output: ``jobs`` ServiceMonitor jobs with varied names.
+
+    200 jobs are about 160 KiB, 7 KiB gzipped: the config the issue's CPU-per-change budget names.
+    """
+    head = (
+        f"# {marker}\nglobal:\n  scrape_interval: 30s\n  external_labels:\n    prometheus: monitoring/k8s\n"
+        "    prometheus_replica: $(POD_NAME)\nscrape_configs:\n"
+    )
+    parts = [head]
+    for i in range(jobs):
+        h = hashlib.sha256(f"job-{i}".encode()).hexdigest()
+        parts.append(
+            _OPERATOR_JOB.format(
+                ns=f"team-{h[:6]}", app=f"svc-{h[6:13]}", port=f"http-{h[13:15]}", drop=f"{h[15:21]}_.*"
+            )
+        )
     return "".join(parts).encode()
 
 

@@ -1,4 +1,4 @@
-"""The Reloader: apply (render, write, hash, decide) and the loop that drives it.
+"""The Reloader: the sidecar's loop around the apply path (``reloader.apply``).
 
 Usage, as the CLI does it::
 
@@ -10,170 +10,78 @@ After that, errors are logged and counted and the loop goes on. The loop wakes o
 ``--watch-interval`` ticker (some filesystem edge cases lose events, so a periodic re-read is the
 safety net), or when a retry is due. A change always wins over a waiting retry.
 
-This module imports no web server and no HTTP client at import time: ``apply_config``, which init mode
-uses, must start fast.
+Start-up order matters under prometheus-operator's 10m CPU limit, where 1 ms of CPU is 100 ms of wall
+time: first apply, first reload (a plain http URL through ``reloader.quickpost``), then the file
+watcher, and only then the heavy imports (aiohttp, prometheus_client: about 250 ms of CPU) for the
+/metrics server and the regular reload client. Metric updates made before that are replayed.
+
+The watcher is supervised: it must beat every ``watch_heartbeat_s``; after ``HUNG_AFTER_BEATS`` missed
+beats /healthz fails, and the watcher is replaced by a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import re
+import os
+import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
-from reloader import render, watch, write
+from reloader import write
+from reloader.apply import (
+    Applied,
+    ApplyError,
+    Options,
+    StartupError,
+    apply_config,
+    build_env,
+    log_applied,
+)
 
 if TYPE_CHECKING:
     import aiohttp
 
     from reloader.metrics import Metrics
+    from reloader.serve import WebConfig
+
+__all__ = [
+    "Applied",
+    "ApplyError",
+    "Options",
+    "ReloadFailed",
+    "Reloader",
+    "StartupError",
+    "apply_config",
+    "build_env",
+    "log_applied",
+]
 
 log = logging.getLogger("reloader")
 
-ORDINAL_VAR: Final = "STATEFULSET_ORDINAL_NUMBER"
-_TRAILING_DIGITS: Final = re.compile(r"(\d+)$")
-
-
-class StartupError(RuntimeError):
-    """The first apply failed: the program cannot start. The message is one line."""
-
-
-@dataclass(frozen=True)
-class Options:
-    """What the flags say; durations in seconds."""
-
-    config_file: Path | None = None
-    """Input; gzip is detected by its magic bytes."""
-    output_file: Path | None = None
-    """Rendered output; None means the input is only hashed."""
-    watched_dirs: tuple[Path, ...] = ()
-    """Directories whose files are part of the hash (rule files)."""
-    watch_interval_s: float = 180.0
-    """Period of the re-read ticker; 0 means init mode (the CLI renders once and exits)."""
-    delay_interval_s: float = 1.0
-    """Quiet time after the last event before applying."""
-    retry_interval_s: float = 5.0
-    """Wait before retrying a failed reload or apply."""
-    reload_timeout_s: float = 30.0
-    """Limit for one reload."""
-    reload_url: str = "http://127.0.0.1:9090/-/reload"
-    """POSTed to with the http method."""
-    reload_method: str = "http"
-    """``http`` or ``signal``."""
-    process_executable_name: str = "prometheus"
-    """Gets SIGHUP with the signal method."""
-    runtimeinfo_url: str = "http://127.0.0.1:9090/api/v1/status/runtimeinfo"
-    """Polled after SIGHUP to see the reload take effect."""
-    listen_address: str | None = None
-    """Serves /metrics, /healthz, /readyz; None means no server."""
-    web_config_file: Path | None = None
-    """TLS and basic auth for that server."""
-    strict_env: bool = False
-    """An unset ``$(VAR)`` is an error instead of staying literally."""
-    max_config_bytes: int = render.DEFAULT_MAX_DECOMPRESSED_BYTES
-    """Bound on the decompressed input (gzip bombs)."""
-
-
-def build_env(environ: Mapping[str, str], ordinal_from: str) -> dict[str, str]:
-    """The variables ``$(NAME)`` may use: ``environ`` plus STATEFULSET_ORDINAL_NUMBER.
-
-    The ordinal is the trailing digits of the variable named ``ordinal_from`` (POD_NAME ``prom-k8s-1``
-    gives ``1``); when that variable is unset or has no trailing digits, the ordinal is not set.
-    """
-    env = dict(environ)
-    match = _TRAILING_DIGITS.search(environ.get(ordinal_from, ""))
-    if match:
-        env[ORDINAL_VAR] = match.group(1)
-    return env
-
-
-@dataclass(frozen=True)
-class Applied:
-    """One successful apply."""
-
-    sha256: str
-    """Hash over the rendered config and every file of the watched directories."""
-    output_changed: bool
-    """The output file was rewritten (False when unchanged or when there is no output)."""
-    config_bytes: int
-    """Size of the rendered config (of the raw input when there is no output file)."""
-    expansion: render.Expansion = field(default_factory=render.Expansion)
-    """Unset variables seen while rendering."""
-
-
-class ApplyError(RuntimeError):
-    """An apply failed; the message is one line naming the path and the cause."""
-
-
-def apply_config(opts: Options, env: Mapping[str, str]) -> Applied:
-    """Render the input, write it atomically, and hash it with the watched directories.
-
-    Blocking file I/O: the loop runs it in a thread. Raises ApplyError; the output is then untouched.
-    """
-    digest = hashlib.sha256()
-    expansion = render.Expansion()
-    changed = False
-    size = 0
-    try:
-        if opts.config_file is not None:
-            source = str(opts.config_file)
-            chunks = write.read_chunks(opts.config_file)
-            if opts.output_file is not None:
-                rendered = render.render(
-                    chunks,
-                    env,
-                    expansion,
-                    source=source,
-                    strict=opts.strict_env,
-                    max_bytes=opts.max_config_bytes,
-                )
-                result = write.write_atomic(opts.output_file, rendered)
-                digest.update(bytes.fromhex(result.sha256))
-                changed, size = result.changed, result.size
-            else:
-                # No output: like the Go reloaders, the raw input is only hashed.
-                for chunk in chunks:
-                    digest.update(chunk)
-                    size += len(chunk)
-                if size == 0:
-                    raise render.RenderError(f"{source}: input is empty")
-        watch.hash_dirs(opts.watched_dirs, digest)
-    except render.RenderError as exc:
-        raise ApplyError(str(exc)) from exc
-    except write.WriteError as exc:
-        raise ApplyError(str(exc.strerror)) from exc
-    except OSError as exc:
-        where = exc.filename if exc.filename is not None else opts.config_file
-        raise ApplyError(f"{where}: {exc.strerror or exc.__class__.__name__}") from exc
-    return Applied(sha256=digest.hexdigest(), output_changed=changed, config_bytes=size, expansion=expansion)
-
-
-def log_applied(applied: Applied, opts: Options) -> None:
-    """One info line for a written config, and one warning per unset variable (names only, never values)."""
-    if applied.output_changed:
-        log.info(
-            "config written",
-            extra={
-                "path": str(opts.output_file),
-                "bytes": applied.config_bytes,
-                "sha256": applied.sha256[:16],
-            },
-        )
-    for name, count in sorted(applied.expansion.unset.items()):
-        log.warning(
-            "environment variable not set, left as is",
-            extra={"var": name, "references": count, "path": str(opts.config_file)},
-        )
-
+INLINE_APPLY_S: Final = 0.005
+"""An apply that took less than this last time runs on the event loop; a slower one in a thread."""
+HUNG_AFTER_BEATS: Final = 3
+"""A watcher whose last beat is older than this many heartbeats is hung."""
 
 ReloadFn = Callable[[], Awaitable[None]]
-WatchFn = Callable[["Reloader"], Awaitable[None]]
+"""One reload; raises ReloadFailed."""
+WatchFn = Callable[["Reloader"], Coroutine[Any, Any, None]]
+MetricOp = Callable[["Metrics"], object]
+
+
+class ReloadFailed(RuntimeError):
+    """A reload failed; the message is one line."""
+
+
+class WatcherHung(RuntimeError):
+    """The watcher thread stopped beating."""
+
+
+class WatcherReturned(RuntimeError):
+    """The watcher returned, which it never should."""
 
 
 class Reloader:
@@ -190,42 +98,85 @@ class Reloader:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``reload`` and ``watcher`` replace the real ones (tests); ``clock`` gives the success timestamp."""
-        from reloader.metrics import new_metrics
-
         self.opts = opts
         self.env = dict(env)
-        self.metrics = metrics or new_metrics(opts.reload_method)
+        self._metrics = metrics
+        self._pending_metrics: list[MetricOp] = []
+        self._defer_metrics = metrics is None
         self._reload_override = reload
         self._watcher = watcher or _watch_files
         self._clock = clock
         self._changed = asyncio.Event()
         self._tick = asyncio.Event()
         self._watch_alive = False
+        self._watch_started = asyncio.Event()
+        self._last_beat = time.monotonic()
         self._ready = False
+        self._started = False
         self.bound_port: int | None = None
         """The port /metrics is served on, once serving (useful with port 0)."""
-        self._last_reloaded_sha: str | None = None
-        self._last_reload_failed = False
-        self.metrics.watches.set(len(opts.watched_dirs) + (1 if opts.config_file else 0))
+        self._last_apply_s = 0.0 if _small_input(opts) else float("inf")
+        """How long the last apply took; the first one runs on the loop only for a small input."""
+        self._last_attempted_sha: str | None = None
+        self._retry_at: float | None = None
+        """monotonic time when the failed reload of _last_attempted_sha is retried; None: no failure"""
+        watches = len(opts.watched_dirs) + (1 if opts.config_file else 0)
+        self._count(lambda m: m.watches.set(watches))
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics; created (importing prometheus_client) on first use, with earlier updates replayed."""
+        if self._metrics is None:
+            from reloader.metrics import new_metrics
+
+            self._metrics = new_metrics(self.opts.reload_method)
+            for op in self._pending_metrics:
+                op(self._metrics)
+            self._pending_metrics.clear()
+        return self._metrics
+
+    def _count(self, op: MetricOp) -> None:
+        if self._metrics is None and self._defer_metrics:
+            self._pending_metrics.append(op)
+        else:
+            op(self.metrics)
 
     # Probes, asked by the HTTP server on every request.
     def healthy(self) -> bool:
-        """True while the file watcher runs."""
-        return self._watch_alive
+        """True while the file watcher runs and its thread beats."""
+        return self._watch_alive and self._beat_age_s() <= self._hung_after_s()
 
     def ready(self) -> bool:
-        """True once the first apply and reload succeeded."""
-        return self._ready
+        """True once the first apply and reload succeeded, and everything is started (the server too)."""
+        return self._ready and self._started
 
     def notify(self, events: int = 1) -> None:
         """Something changed (file events or the ticker): apply after --delay-interval of quiet."""
-        self.metrics.watch_events.inc(events)
+        self._count(lambda m: m.watch_events.inc(events))
         self._changed.set()
+
+    def beat(self) -> None:
+        """The watcher thread is alive. Thread-safe: one float store."""
+        self._last_beat = time.monotonic()
+
+    def watching(self) -> None:
+        """The watcher is in place: healthy from now on. Re-read once, for changes made before it was."""
+        self.beat()
+        self._watch_alive = True
+        self._watch_started.set()
+        self._changed.set()
+
+    def _beat_age_s(self) -> float:
+        return time.monotonic() - self._last_beat
+
+    def _hung_after_s(self) -> float:
+        return HUNG_AFTER_BEATS * self.opts.watch_heartbeat_s
 
     async def run(self, stop: asyncio.Event) -> None:
         """Apply, then watch, re-apply and reload until ``stop`` is set. StartupError if the first apply fails."""
+        web_config = self._load_web_config()
         try:
-            first = await self._apply()
+            first = await self._apply(counted=False)
         except ApplyError as exc:
             raise StartupError(str(exc)) from exc
         from reloader import __version__
@@ -240,89 +191,209 @@ class Reloader:
                 "watched_dirs": ",".join(str(d) for d in self.opts.watched_dirs),
             },
         )
-        import aiohttp
-
-        async with contextlib.AsyncExitStack() as stack:
-            session = await stack.enter_async_context(aiohttp.ClientSession())
-            reload_fn = self._reload_override or self._real_reload(session)
-            if self.opts.listen_address is not None:
-                self.bound_port = await stack.enter_async_context(self._serving())
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(self._watch_forever(), name="watch"),
-                    tg.create_task(self._loop(first, reload_fn), name="apply-loop"),
-                ]
-                if self.opts.watch_interval_s > 0:
-                    tasks.append(tg.create_task(self._tick_forever(), name="ticker"))
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            # The stack closes (client session, server) after the task group's tasks have ended.
+            async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
+                tasks.append(
+                    tg.create_task(self._main(first, web_config, stack, tg, tasks), name="apply-loop")
+                )
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
+        except BaseExceptionGroup as group:
+            # What _main raises while starting the server (a bad web config, a taken listen address)
+            # is a start-up error: hand it over bare, as it would be without the task group.
+            first_error = group.exceptions[0]
+            if len(group.exceptions) == 1 and isinstance(first_error, StartupError | OSError):
+                raise first_error from None
+            raise
         log.info("stopped")
 
-    def _serving(self) -> contextlib.AbstractAsyncContextManager[int]:
-        from reloader.serve import load_web_config, serving
+    async def _main(
+        self,
+        first: Applied,
+        web_config: WebConfig | None,
+        stack: contextlib.AsyncExitStack,
+        tg: asyncio.TaskGroup,
+        tasks: list[asyncio.Task[None]],
+    ) -> None:
+        lighten_aiohttp(self.opts)
+        quick = self._quick_reload()
+        reload_fn = quick or await self._full_reload(stack)
+        await self._try_reload(reload_fn, first.sha256)
+        tasks.append(tg.create_task(self._watch_forever(), name="watch"))
+        if quick is not None:
+            reload_fn = await self._full_reload(stack)
+        self._defer_metrics = False
+        metrics = self.metrics  # created now, replaying the first apply's and reload's updates
+        current = first
+        # The watcher re-reads once it is in place. Do that before serving, so that /healthz answering
+        # 200 means the watch and its catch-up apply are done.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._hung_after_s()):
+                await self._watch_started.wait()
+            current = await self._step(current, reload_fn)
+        if self.opts.listen_address is not None:
+            self.bound_port = await stack.enter_async_context(self._serving(metrics, web_config))
+        if self.opts.watch_interval_s > 0:
+            tasks.append(tg.create_task(self._tick_forever(), name="ticker"))
+        self._started = True
+        release_startup_memory()
+        while True:
+            current = await self._step(current, reload_fn)
 
-        web_config = load_web_config(self.opts.web_config_file) if self.opts.web_config_file else None
+    def _load_web_config(self) -> WebConfig | None:
+        """The web config, read before anything else: a bad one is a start-up error, not a late one.
+
+        Only with --web-config-file: reading it imports the server (aiohttp) before the first reload.
+        """
+        if self.opts.web_config_file is None:
+            return None
+        from reloader.webconfig import WebConfigError, load_web_config
+
+        try:
+            return load_web_config(self.opts.web_config_file)
+        except WebConfigError as exc:
+            raise StartupError(str(exc)) from exc
+
+    def _serving(
+        self, metrics: Metrics, web_config: WebConfig | None
+    ) -> contextlib.AbstractAsyncContextManager[int]:
+        from reloader.serve import serving
+
         assert self.opts.listen_address is not None
-        return serving(self.opts.listen_address, self.metrics.registry, self.healthy, self.ready, web_config)
+        return serving(self.opts.listen_address, metrics.registry, self.healthy, self.ready, web_config)
+
+    def _quick_reload(self) -> ReloadFn | None:
+        """The first reload without aiohttp, where that client can send it: see ``reloader.quickpost``."""
+        from reloader import quickpost
+
+        opts = self.opts
+        if (
+            self._reload_override is not None
+            or opts.reload_method != "http"
+            or opts.http_client_file is not None  # credentials and TLS: the full client's job
+            or not quickpost.applies(opts.reload_url)
+        ):
+            return None
+
+        async def first() -> None:
+            try:
+                await quickpost.post(opts.reload_url, timeout_s=opts.reload_timeout_s)
+            except quickpost.PostError as exc:
+                raise ReloadFailed(str(exc)) from exc
+
+        return first
+
+    async def _full_reload(self, stack: contextlib.AsyncExitStack) -> ReloadFn:
+        if self._reload_override is not None:
+            return self._reload_override
+        import aiohttp
+
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        return self._real_reload(session)
 
     def _real_reload(self, session: aiohttp.ClientSession) -> ReloadFn:
         from reloader import reload as reload_mod
+        from reloader.httpclient import HTTPClient
 
         opts = self.opts
-        if opts.reload_method == "signal":
-            return lambda: reload_mod.reload_signal(
-                session, opts.process_executable_name, opts.runtimeinfo_url, timeout_s=opts.reload_timeout_s
-            )
-        return lambda: reload_mod.reload_http(session, opts.reload_url, timeout_s=opts.reload_timeout_s)
+        client = HTTPClient(opts.http_client_file)
 
-    async def _apply(self) -> Applied:
-        self.metrics.apply_operations.inc()
+        async def reload() -> None:
+            try:
+                if opts.reload_method == "signal":
+                    # The wait for runtimeinfo is bounded by the watch interval, as in Go, not by one
+                    # request's timeout.
+                    await reload_mod.reload_signal(
+                        session,
+                        opts.process_executable_name,
+                        opts.runtimeinfo_url,
+                        timeout_s=opts.reload_timeout_s,
+                        wait_s=opts.watch_interval_s,
+                        client=client,
+                    )
+                else:
+                    await reload_mod.reload_http(
+                        session, opts.reload_url, timeout_s=opts.reload_timeout_s, client=client
+                    )
+            except reload_mod.ReloadError as exc:
+                raise ReloadFailed(str(exc)) from exc
+
+        return reload
+
+    async def _apply(self, *, counted: bool = True) -> Applied:
+        # As in Go, reloader_config_apply_operations_total counts the applies that an event or the
+        # ticker started; neither the one at startup nor a reload retry is one.
+        if counted:
+            self._count(lambda m: m.apply_operations.inc())
         try:
-            # A 64 MiB config takes a while to render: keep the server and the watcher responsive.
-            applied = await asyncio.to_thread(apply_config, self.opts, self.env)
+            if self._last_apply_s < INLINE_APPLY_S:
+                # Quick last time: a hop to a worker thread would cost more CPU than the apply itself
+                # (prometheus-operator's 10m limit is 1 ms per 100 ms).
+                started = time.monotonic()
+                try:
+                    applied = apply_config(self.opts, self.env)
+                finally:
+                    self._last_apply_s = time.monotonic() - started
+            else:
+                # A 64 MiB config takes a while to render: keep the server and the watcher responsive.
+                started = time.monotonic()
+                try:
+                    applied = await asyncio.to_thread(apply_config, self.opts, self.env)
+                finally:
+                    self._last_apply_s = time.monotonic() - started
         except ApplyError:
-            self.metrics.apply_operations_failed.inc()
+            if counted:
+                self._count(lambda m: m.apply_operations_failed.inc())
             raise
-        self.metrics.env_expansion_errors.set(applied.expansion.errors)
+        errors = applied.expansion.errors
+        self._count(lambda m: m.env_expansion_errors.set(errors))
         log_applied(applied, self.opts)
         return applied
 
     async def _try_reload(self, reload_fn: ReloadFn, sha: str) -> bool:
-        from reloader.reload import ReloadError
-
-        self.metrics.reloads.inc()
+        self._count(lambda m: m.reloads.inc())
+        self._last_attempted_sha = sha
         try:
             await reload_fn()
-        except ReloadError as exc:
-            self._last_reload_failed = True
-            self.metrics.reloads_failed.inc()
-            self.metrics.last_reload_successful.set(0)
+        except ReloadFailed as exc:
+            self._retry_at = time.monotonic() + self.opts.retry_interval_s
+            self._count(lambda m: m.reloads_failed.inc())
+            self._count(lambda m: m.last_reload_successful.set(0))
             log.error("reload failed", extra={"err": str(exc), "retry_in_s": self.opts.retry_interval_s})
             return False
-        self._last_reloaded_sha = sha
-        self._last_reload_failed = False
+        self._retry_at = None
         self._ready = True
-        self.metrics.last_reload_successful.set(1)
-        self.metrics.last_reload_success_timestamp_seconds.set(self._clock())
+        now = self._clock()
+        self._count(lambda m: m.last_reload_successful.set(1))
+        self._count(lambda m: m.last_reload_success_timestamp_seconds.set(now))
         log.info("reloaded", extra={"method": self.opts.reload_method, "sha256": sha[:16]})
         return True
 
-    async def _loop(self, first: Applied, reload_fn: ReloadFn) -> None:
-        current = first
-        while True:
-            retry = False
-            if current.sha256 != self._last_reloaded_sha or self._last_reload_failed:
-                retry = not await self._try_reload(reload_fn, current.sha256)
-            if await self._wait_for_change(self.opts.retry_interval_s if retry else None):
-                await self._debounce()
-            try:
-                current = await self._apply()
-            except ApplyError as exc:
-                # The output still holds the last good config, and `current` still describes it.
-                log.error("apply failed", extra={"err": str(exc)})
-                if not await self._wait_for_change(self.opts.retry_interval_s):
-                    self._changed.set()  # retry the apply
+    async def _step(self, current: Applied, reload_fn: ReloadFn) -> Applied:
+        """One turn of the loop: wait for a change (or a due retry), apply, and reload when needed.
+
+        A new hash is reloaded at once, even while a retry waits; the hash of a failed reload is
+        retried only when the retry is due, whatever events come in between (the watcher's catch-up
+        re-read, the ticker).
+        """
+        timeout_s = None if self._retry_at is None else max(0.0, self._retry_at - time.monotonic())
+        changed = await self._wait_for_change(timeout_s)
+        if changed:
+            await self._debounce()
+        try:
+            current = await self._apply(counted=changed)
+        except ApplyError as exc:
+            # The output still holds the last good config, and `current` still describes it.
+            log.error("apply failed", extra={"err": str(exc)})
+            if not await self._wait_for_change(self.opts.retry_interval_s):
+                self._changed.set()  # retry the apply
+        due = self._retry_at is not None and time.monotonic() >= self._retry_at
+        if current.sha256 != self._last_attempted_sha or due:
+            await self._try_reload(reload_fn, current.sha256)
+        return current
 
     async def _wait_for_change(self, timeout_s: float | None) -> bool:
         """True when a change arrived, False when ``timeout_s`` passed first."""
@@ -352,14 +423,13 @@ class Reloader:
             self._changed.set()
 
     async def _watch_forever(self) -> None:
-        # The watcher is restarted after any error; /healthz reports it as down in between.
+        # The watcher is restarted after any error or hang; /healthz reports it as down in between.
         while True:
             try:
-                await self._watcher(self)
-                raise watch.WatchError("file watcher returned")
+                await self._watch_once()
             except Exception as exc:
                 self._watch_alive = False
-                self.metrics.watch_errors.inc()
+                self._count(lambda m: m.watch_errors.inc())
                 log.error(
                     "file watcher failed, restarting",
                     extra={
@@ -369,15 +439,114 @@ class Reloader:
                 )
             await asyncio.sleep(self.opts.retry_interval_s)
 
-    def watching(self) -> None:
-        """The watcher is in place: healthy from now on. Re-read once, for changes made before it was."""
-        self._watch_alive = True
-        self._changed.set()
+    async def _watch_once(self) -> None:
+        """Run one watcher until it fails, returns, or stops beating (WatcherHung)."""
+        self._watch_alive = False
+        self.beat()
+        task = asyncio.create_task(self._watcher(self), name="watcher")
+        try:
+            while True:
+                done, _ = await asyncio.wait([task], timeout=self.opts.watch_heartbeat_s)
+                if done:
+                    task.result()
+                    raise WatcherReturned("file watcher returned")
+                if self._beat_age_s() > self._hung_after_s():
+                    raise WatcherHung(f"no heartbeat for {self._beat_age_s():.1f}s")
+        finally:
+            self._watch_alive = False
+            task.cancel()
+            # Bounded: watch_changes gives up on a hung thread after a while.
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the error raised above is the one reported
+
+
+SMALL_INPUT_BYTES: Final = 256 * 1024
+
+
+def _small_input(opts: Options) -> bool:
+    """A config file small enough to render on the loop the first time (no worker thread at all)."""
+    if opts.config_file is None or opts.watched_dirs:
+        return False
+    try:
+        return opts.config_file.stat().st_size <= SMALL_INPUT_BYTES
+    except OSError:
+        return False  # the apply reports it
+
+
+AIOHTTP_PURE_PYTHON: Final = "AIOHTTP_NO_EXTENSIONS"
+"""aiohttp's documented switch to its pure-Python HTTP parser. Its compiled parser and websocket reader
+map about 0.6 MiB more of an idle sidecar (budget: 36 MiB); for one small reload POST or /metrics scrape
+at a time the pure-Python parser costs no measurable CPU (``make bench``, CPU per change). Set before
+aiohttp loads; a value the user set is kept."""
+
+NO_CA_BUNDLE: Final = {"SSL_CERT_FILE": os.devnull, "SSL_CERT_DIR": os.devnull}
+
+
+def needs_system_ca_bundle(opts: Options) -> bool:
+    """Whether any TLS this sidecar does might verify against the system's CA certificates."""
+    urls = (opts.reload_url, opts.runtimeinfo_url if opts.reload_method == "signal" else "")
+    return (
+        any(u.lower().startswith("https:") for u in urls)
+        or opts.web_config_file is not None
+        or opts.http_client_file is not None
+    )
+
+
+def lighten_aiohttp(opts: Options) -> None:
+    """Before aiohttp loads: its pure-Python parser, and no CA bundle where there is no TLS at all.
+
+    Only the process's own start-up can do this: once aiohttp is imported (as in a test process), it
+    is too late and nothing is changed.
+    """
+    if "aiohttp" in sys.modules:
+        return
+    os.environ.setdefault(AIOHTTP_PURE_PYTHON, "1")
+    skip_system_ca_bundle(opts)
+
+
+def skip_system_ca_bundle(opts: Options) -> None:
+    """With no TLS at all, keep OpenSSL from loading the system's CA bundle.
+
+    aiohttp builds its default client SSL contexts when it is imported, and each loads the whole bundle:
+    about 2 MiB of resident memory (the idle budget is 36 MiB) and 25 ms of CPU (2.5 s at 10m), for
+    connections that are all plain http here. Values the user set are kept. The environment for
+    ``$(VAR)`` was taken before, so a config never sees these.
+    """
+    if not needs_system_ca_bundle(opts):
+        for name, value in NO_CA_BUNDLE.items():
+            os.environ.setdefault(name, value)
+
+
+def release_startup_memory() -> None:
+    """After start-up: collect once, then freeze what is left out of the collector's sight.
+
+    Everything alive now (imported modules, the app) lives until exit; with ``gc.freeze`` the full
+    collections that later changes trigger no longer walk those ~100k objects each time, which is most
+    of a change's worst-case CPU. Then glibc's malloc_trim hands freed heap pages back (not on musl).
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 async def _watch_files(reloader: Reloader) -> None:
+    from reloader import watch
+
     opts = reloader.opts
     roots = watch.watch_roots(opts.config_file, opts.watched_dirs)
     keep = watch.event_filter(opts.config_file, opts.watched_dirs, opts.output_file, write.TEMP_PREFIX)
     log.debug("watching", extra={"dirs": ",".join(str(r) for r in roots)})
-    await watch.watch_changes(roots, reloader.notify, keep=keep, on_ready=reloader.watching)
+    await watch.watch_changes(
+        roots,
+        reloader.notify,
+        keep=keep,
+        on_ready=reloader.watching,
+        beat=reloader.beat,
+        recursive=[d.absolute() for d in opts.watched_dirs],
+        heartbeat_s=opts.watch_heartbeat_s,
+    )

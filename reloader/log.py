@@ -13,10 +13,13 @@ import time
 from typing import Any, Final, TextIO
 
 LEVELS: Final = {
+    "all": logging.DEBUG,
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warn": logging.WARNING,
     "error": logging.ERROR,
+    # Above every level in use: go-kit's "none" silences the logger.
+    "none": logging.CRITICAL + 10,
 }
 FORMATS: Final = ("logfmt", "json")
 
@@ -75,7 +78,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(log_format: str = "logfmt", level: str = "info", stream: TextIO | None = None) -> None:
-    """Route the root logger to ``stream`` (stderr) in the chosen format; replaces earlier handlers."""
+    """Route the root logger to ``stream`` (default stderr; config-reloader passes stdout, as Go's
+    reloader logs there) in the chosen format; replaces earlier handlers."""
     if log_format not in FORMATS:
         raise ValueError(f"unknown log format {log_format!r}, want one of {', '.join(FORMATS)}")
     if level not in LEVELS:

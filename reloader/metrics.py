@@ -7,9 +7,19 @@ global state, and tests can run several side by side.
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from reloader import __version__
 
 
 @dataclass(frozen=True)
@@ -28,10 +38,28 @@ class Metrics:
     env_expansion_errors: Gauge
     watches: Gauge
     info: Gauge
+    build_info: Gauge
+
+
+def build_labels() -> dict[str, str]:
+    """The labels of ``prometheus_config_reloader_build_info``, as Go's version collector names them.
+
+    A wheel carries no git revision or branch, so those are empty (as in a Go build without ldflags);
+    goversion holds the Python version, the runtime that plays Go's part here.
+    """
+    return {
+        "version": __version__,
+        "revision": "",
+        "branch": "",
+        "goversion": f"python{platform.python_version()}",
+    }
 
 
 def new_metrics(method: str) -> Metrics:
     """A fresh registry with the reloader metrics, ``reloader_info{method}`` set, and process_* metrics."""
+    # Go's client exposes no ``_created`` series; dashboards and recording rules that sum by name
+    # would see extra series otherwise. prometheus_client's switch is process-wide by design.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
@@ -69,6 +97,13 @@ def new_metrics(method: str) -> Metrics:
         ),
         watches=Gauge("reloader_watches", "Number of watched files and directories.", registry=registry),
         info=Gauge("reloader_info", "Static information about the reloader.", ["method"], registry=registry),
+        build_info=Gauge(
+            "prometheus_config_reloader_build_info",
+            "A metric with a constant '1' value labeled by version, revision, branch, and goversion.",
+            list(build_labels()),
+            registry=registry,
+        ),
     )
     metrics.info.labels(method=method).set(1)
+    metrics.build_info.labels(**build_labels()).set(1)
     return metrics

@@ -1,6 +1,7 @@
 """Telling the target to reload: an HTTP POST, or SIGHUP checked through runtimeinfo.
 
-Every failure is a ``ReloadError`` with one line naming the URL or process and the cause.
+Every failure is a ``ReloadError`` with one line naming the URL or process and the cause. Both URLs
+take the settings of an ``HTTPClient`` (``--reload-http-client-file``): TLS, basic auth, tokens.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+
+from reloader.httpclient import ClientConfigError, HTTPClient, RequestSettings, redact
 
 BODY_PREVIEW_CHARS: Final = 1000
 """How much of an error body to report: Prometheus puts the reason for a failed reload there."""
@@ -27,25 +29,28 @@ class ReloadError(RuntimeError):
     """The reload failed; the message is one line."""
 
 
-def redact(url: str) -> str:
-    """The URL for a log line: a password in it (``http://user:pass@host``) becomes ``xxxxx``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:xxxxx@{host}"))
-
-
 def _one_line(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
-async def reload_http(session: aiohttp.ClientSession, url: str, *, timeout_s: float) -> None:
+def _settings(client: HTTPClient | None, what: str, url: str) -> RequestSettings:
+    try:
+        return (client or HTTPClient()).settings()
+    except ClientConfigError as exc:
+        raise ReloadError(f"{what} {redact(url)}: {exc}") from exc
+
+
+async def reload_http(
+    session: aiohttp.ClientSession, url: str, *, timeout_s: float, client: HTTPClient | None = None
+) -> None:
     """POST to ``url``; any 2xx is success. Raises ReloadError with the status and the start of the body."""
+    settings = _settings(client, "reload", url)
     try:
         async with asyncio.timeout(timeout_s):
-            async with session.post(url) as response:
+            async with session.post(
+                url, ssl=settings.ssl, headers=settings.headers, server_hostname=settings.server_hostname
+            ) as response:
                 if 200 <= response.status < 300:
                     return
                 body = await response.content.read(4 * BODY_PREVIEW_CHARS)
@@ -80,13 +85,21 @@ def find_processes(executable_name: str, proc_root: Path = Path("/proc")) -> lis
     return sorted(found)
 
 
-async def _runtimeinfo(session: aiohttp.ClientSession, url: str) -> tuple[bool, str]:
+async def _runtimeinfo(
+    session: aiohttp.ClientSession, url: str, client: HTTPClient | None, timeout_s: float
+) -> tuple[bool, str]:
     """(reloadConfigSuccess, lastConfigTime) from Prometheus's /api/v1/status/runtimeinfo."""
+    settings = _settings(client, "runtimeinfo", url)
     try:
-        async with session.get(url) as response:
-            if response.status != 200:
-                raise ReloadError(f"runtimeinfo {redact(url)}: HTTP {response.status}")
-            doc: Any = await response.json(content_type=None)
+        async with asyncio.timeout(timeout_s):
+            async with session.get(
+                url, ssl=settings.ssl, headers=settings.headers, server_hostname=settings.server_hostname
+            ) as response:
+                if response.status != 200:
+                    raise ReloadError(f"runtimeinfo {redact(url)}: HTTP {response.status}")
+                doc: Any = await response.json(content_type=None)
+    except TimeoutError as exc:
+        raise ReloadError(f"runtimeinfo {redact(url)}: no answer within {timeout_s:g}s") from exc
     except aiohttp.ClientError as exc:
         raise ReloadError(
             f"runtimeinfo {redact(url)}: {exc.__class__.__name__}: {_one_line(str(exc))}"
@@ -110,12 +123,29 @@ def parse_rfc3339(text: str) -> float | None:
         return None
 
 
+def _sighup(executable_name: str, find: Callable[[str], list[int]]) -> None:
+    pids = find(executable_name)
+    if not pids:
+        raise ReloadError(f"reload by signal: no process named {executable_name!r}")
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:
+            continue
+        except PermissionError as exc:
+            raise ReloadError(
+                f"reload by signal: cannot signal {executable_name} (pid {pid}): {exc}"
+            ) from exc
+
+
 async def reload_signal(
     session: aiohttp.ClientSession,
     executable_name: str,
     runtimeinfo_url: str,
     *,
     timeout_s: float,
+    wait_s: float | None = None,
+    client: HTTPClient | None = None,
     poll_interval_s: float = 0.1,
     find: Callable[[str], list[int]] = find_processes,
     clock: Callable[[], float] = time.time,
@@ -124,32 +154,30 @@ async def reload_signal(
 
     Success is ``reloadConfigSuccess`` true with a ``lastConfigTime`` that moved. When it was true before
     and turns false, the reload failed and we stop at once. When it was already false (an earlier failed
-    reload), false proves nothing, so we wait for success until the timeout.
+    reload), false proves nothing, so we wait for success.
+
+    ``timeout_s`` bounds each runtimeinfo request; ``wait_s`` (default ``timeout_s``) bounds the whole
+    wait for the reload to show, as the Go reloader bounds it by --watch-interval: a large config can
+    take Prometheus longer than one request's timeout to load. An empty ``runtimeinfo_url`` sends the
+    signal with no verification, for targets that have no runtimeinfo (Alertmanager, any daemon).
     """
+    if not runtimeinfo_url:
+        _sighup(executable_name, find)
+        return
+    ok_before, time_before = await _runtimeinfo(session, runtimeinfo_url, client, timeout_s)
+    wait = timeout_s if wait_s is None else wait_s
     try:
-        async with asyncio.timeout(timeout_s):
-            ok_before, time_before = await _runtimeinfo(session, runtimeinfo_url)
-            pids = find(executable_name)
-            if not pids:
-                raise ReloadError(f"reload by signal: no process named {executable_name!r}")
+        async with asyncio.timeout(wait):
             # lastConfigTime has one-second resolution: a reload in the same second as the previous one
             # would not move it. Signal in a later second, so that this reload always shows.
             previous = parse_rfc3339(time_before)
             if previous is not None:
-                wait_s = previous + 1.0 - clock()
-                if wait_s > 0:
-                    await asyncio.sleep(min(wait_s, 1.0) + 0.01)
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGHUP)
-                except ProcessLookupError:
-                    continue
-                except PermissionError as exc:
-                    raise ReloadError(
-                        f"reload by signal: cannot signal {executable_name} (pid {pid}): {exc}"
-                    ) from exc
+                pause_s = previous + 1.0 - clock()
+                if pause_s > 0:
+                    await asyncio.sleep(min(pause_s, 1.0) + 0.01)
+            _sighup(executable_name, find)
             while True:
-                ok, last_time = await _runtimeinfo(session, runtimeinfo_url)
+                ok, last_time = await _runtimeinfo(session, runtimeinfo_url, client, timeout_s)
                 if ok and last_time != time_before:
                     return
                 if ok_before and not ok:
@@ -160,5 +188,5 @@ async def reload_signal(
                 await asyncio.sleep(poll_interval_s)
     except TimeoutError as exc:
         raise ReloadError(
-            f"reload by signal: {redact(runtimeinfo_url)} did not show a successful reload within {timeout_s:g}s"
+            f"reload by signal: {redact(runtimeinfo_url)} did not show a successful reload within {wait:g}s"
         ) from exc

@@ -22,8 +22,12 @@ from typing import Final
 GZIP_MAGIC: Final = b"\x1f\x8b\x08"
 CHUNK_BYTES: Final = 64 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES: Final = 512 * 1024 * 1024
-MAX_NAME_CHARS: Final = 256
-"""Longer names are not placeholders; this bounds what a chunk boundary can hold back."""
+MAX_NAME_CHARS: Final = 128 * 1024 - 2
+"""Longer names are not placeholders; this bounds what a chunk boundary can hold back.
+
+Linux bounds one environment string ("NAME=value" and its NUL) to 128 KiB (MAX_ARG_STRLEN), so no
+longer name can be set: up to here, every name is one that prometheus-config-reloader would expand.
+"""
 
 _PLACEHOLDER: Final = re.compile(rb"\$\(([A-Za-z0-9_]{1,%d})\)" % MAX_NAME_CHARS)
 # A placeholder cut off by the end of a chunk: "$", "$(" or "$(NAME" with no ")" yet.

@@ -1,7 +1,8 @@
 """The small HTTP server both programs share: /metrics, /healthz and /readyz.
 
-``--web-config-file`` takes Prometheus's web-config format: ``tls_server_config`` (cert_file, key_file,
-client_ca_file) and ``basic_auth_users`` (user: bcrypt hash).
+``--web-config-file`` takes Prometheus' web config (exporter-toolkit's format, see ``webconfig``):
+TLS with certificates re-read on rotation, client certificates, response headers, and bcrypt basic
+auth.
 """
 
 from __future__ import annotations
@@ -9,32 +10,24 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import logging
-import ssl
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from reloader.webconfig import WebConfig, WebConfigError, load_web_config, rotating_context
+
+__all__ = ["WebConfig", "WebConfigError", "build_app", "load_web_config", "parse_listen_address", "serving"]
+
 log = logging.getLogger(__name__)
 
-
-class WebConfigError(ValueError):
-    """The web-config file is unreadable or malformed."""
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    """TLS and basic auth for the server, as loaded from a Prometheus web-config file."""
-
-    ssl_context: ssl.SSLContext | None = None
-    """None serves plain HTTP."""
-    basic_auth_users: dict[str, bytes] = field(default_factory=dict)
-    """user name -> bcrypt hash; empty disables basic auth."""
+AUTH_CACHE_ENTRIES: Final = 64
+"""bcrypt costs tens of milliseconds of CPU per check, a scrape's worth of a 10m CPU limit: a password
+that matched once is remembered (as a hash of user, password and bcrypt hash) for later requests."""
 
 
 def parse_listen_address(address: str) -> tuple[str | None, int]:
@@ -46,51 +39,39 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
-def load_web_config(path: str | Path) -> WebConfig:
-    """Read a web-config file; raises WebConfigError with one line naming the path and cause."""
-    import yaml  # only with --web-config-file: about 1.5 MiB of resident memory otherwise spent for nothing
-
-    try:
-        doc = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise WebConfigError(
-            f"web config {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
-        ) from exc
-    if not isinstance(doc, dict):
-        raise WebConfigError(f"web config {path}: top level is not a mapping")
-    base = Path(path).parent
-    ctx: ssl.SSLContext | None = None
-    tls = doc.get("tls_server_config") or {}
-    if tls:
-        try:
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(base / tls["cert_file"], base / tls["key_file"])
-            if tls.get("client_ca_file"):
-                ctx.load_verify_locations(base / tls["client_ca_file"])
-                ctx.verify_mode = ssl.CERT_REQUIRED
-        except (KeyError, OSError, ssl.SSLError) as exc:
-            raise WebConfigError(f"web config {path}: tls_server_config: {exc}") from exc
-    users = {str(u): str(h).encode() for u, h in (doc.get("basic_auth_users") or {}).items()}
-    return WebConfig(ssl_context=ctx, basic_auth_users=users)
-
-
-def _authorized(request: web.Request, users: dict[str, bytes]) -> bool:
+def _credentials(request: web.Request) -> tuple[str, str] | None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Basic "):
-        return False
+        return None
     try:
         user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
+def _authorized(request: web.Request, users: Mapping[str, bytes], cache: dict[bytes, None]) -> bool:
+    given = _credentials(request)
+    if given is None:
         return False
+    user, password = given
     hashed = users.get(user)
     if hashed is None:
         return False
+    key = hashlib.sha256(b"\0".join((user.encode(), password.encode(), hashed))).digest()
+    if key in cache:
+        return True
     import bcrypt  # only needed when basic auth is configured
 
     try:
-        return bool(bcrypt.checkpw(password.encode(), hashed))
+        ok = bool(bcrypt.checkpw(password.encode(), hashed))
     except ValueError:
         return False
+    if ok:
+        if len(cache) >= AUTH_CACHE_ENTRIES:
+            cache.pop(next(iter(cache)))
+        cache[key] = None
+    return ok
 
 
 def build_app(
@@ -101,12 +82,17 @@ def build_app(
 ) -> web.Application:
     """The aiohttp application; ``healthy`` and ``ready`` are asked on every probe."""
     users = web_config.basic_auth_users if web_config else {}
+    headers = web_config.headers if web_config else {}
+    verified: dict[bytes, None] = {}
 
     @web.middleware
     async def basic_auth(request: web.Request, handler: Any) -> web.StreamResponse:
-        if users and not _authorized(request, users):
-            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="config-reloader"'})
-        response: web.StreamResponse = await handler(request)
+        response: web.StreamResponse
+        if users and not _authorized(request, users, verified):
+            response = web.Response(status=401, text="Unauthorized\n", headers={"WWW-Authenticate": "Basic"})
+        else:
+            response = await handler(request)
+        response.headers.update(headers)
         return response
 
     async def metrics(_: web.Request) -> web.Response:
@@ -138,7 +124,9 @@ async def serving(
     runner = web.AppRunner(build_app(registry, healthy, ready, web_config), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context if web_config else None)
+        tls = web_config.tls if web_config else None
+        ssl_context = rotating_context(tls, "web config") if tls is not None else None
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         # runner.addresses holds the real port when port 0 was asked for.
         bound = runner.addresses[0][1] if runner.addresses else port

@@ -1,12 +1,19 @@
-"""Watching: file events on directories, and the hash of every file in the watched directories.
+"""Watching: file events on the watched directories, in one thread that proves it is alive.
 
 We watch the parent directory of the config file, never the file itself: in a Kubernetes volume the
 visible name is a symlink into ``..data``, and an update swaps ``..data`` with one rename, so a watch on
-the file (or its inode) would miss the second update. Directories are watched without recursion, like
-the Go reloaders do.
+the file (or its inode) would miss the second update. Watched directories are watched recursively.
 
-watchfiles groups events on its own (``debounce``, 1600 ms by default, and ``step``, 50 ms): both are
-set to a few milliseconds here, so that ``--delay-interval`` in the caller is the only delay.
+The watching happens in one daemon thread (a backend), which hands batches of relevant events to the
+event loop and calls ``beat`` at least every ``heartbeat_s``. A thread that stops beating is hung (a
+stuck filesystem call, a dead watcher library thread): the caller sees it through the beat's age, and
+stops waiting for it. The thread is a daemon of our own, not the loop's executor, so a hung one never
+blocks the process from exiting.
+
+Backends: inotify on Linux (``reloader.watch_inotify``: the thread sleeps in poll(2) until an event
+comes, so an idle sidecar uses no CPU), and watchfiles elsewhere. watchfiles' Rust loop wakes every
+``step`` under the GIL (at 5 ms that is about 10 millicores, prometheus-operator's whole CPU limit for
+the sidecar), so it is only the fallback.
 """
 
 from __future__ import annotations
@@ -14,61 +21,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
+
+from reloader.tree import watch_roots
+from reloader.watch_inotify import WatchError
+
+__all__ = ["Backend", "WatchError", "event_filter", "watch_changes", "watch_roots"]
 
 WATCHFILES_STEP_MS: Final = 5
 """How often watchfiles checks for events; bounds change-to-trigger latency at --delay-interval=0."""
 WATCHFILES_DEBOUNCE_MS: Final = 5
-WATCHFILES_TIMEOUT_MS: Final = 250
-"""watchfiles wakes up at least this often; its first wake-up tells us the watch is in place."""
+JOIN_TIMEOUT_S: Final = 0.5
+"""How long a cancelled watch waits for its thread; a hung thread is abandoned after that."""
+
+Keep = Callable[[str], bool]
+"""path -> whether an event on it may trigger an apply."""
 
 
-class WatchError(OSError):
-    """The watch on a directory broke (for example, the directory was removed)."""
+class Backend(Protocol):
+    """A watcher that blocks in its own thread until ``stop`` is set (or raises)."""
 
-
-def hash_dirs(dirs: Iterable[Path], digest: hashlib._Hash, chunk_bytes: int = 64 * 1024) -> int:
-    """Feed every regular file of each directory (not recursive) into ``digest``; returns the file count.
-
-    Symlinks are followed. Directories are skipped, which is what makes each file of a Kubernetes volume
-    count once: ``..data`` and ``..<timestamp>`` are directories, and only the visible names are files.
-    Names are hashed too, so a rename is a change. OSError (a missing directory) propagates.
-    """
-    count = 0
-    for directory in dirs:
-        digest.update(os.fsencode(directory) + b"\0")
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            try:
-                if not entry.is_file():  # follows symlinks; a dangling one is not a file
-                    continue
-                with open(entry.path, "rb") as f:
-                    digest.update(os.fsencode(entry.name) + b"\0")
-                    while chunk := f.read(chunk_bytes):
-                        digest.update(chunk)
-                digest.update(b"\0")
-            except FileNotFoundError:
-                continue  # removed between listing and reading: the next event triggers again
-            count += 1
-    return count
-
-
-def watch_roots(config_file: Path | None, watched_dirs: Sequence[Path]) -> list[Path]:
-    """The directories to watch: the config file's parent and each watched dir, without duplicates."""
-    roots: list[Path] = []
-    candidates = ([config_file.absolute().parent] if config_file else []) + [
-        d.absolute() for d in watched_dirs
-    ]
-    for path in candidates:
-        if path not in roots:
-            roots.append(path)
-    return roots
+    def run(
+        self,
+        stop: threading.Event,
+        wakeup_fd: int,
+        emit: Callable[[int], None],
+        ready: Callable[[], None],
+        beat: Callable[[], None],
+    ) -> None:
+        """Call ``ready`` once the directories are watched, ``emit(n)`` per batch of n relevant events,
+        and ``beat`` at least every heartbeat. ``wakeup_fd`` becomes readable when ``stop`` is set."""
 
 
 def event_filter(
@@ -76,90 +62,161 @@ def event_filter(
     watched_dirs: Sequence[Path],
     output_file: Path | None,
     temp_prefix: str,
-) -> Callable[[object, str], bool]:
-    """A watchfiles filter: which events may trigger an apply.
+) -> Keep:
+    """Which event paths may trigger an apply.
 
-    In a watched dir, every event counts except our own writes. In the config file's directory, only
-    the config file's name and Kubernetes' ``..data``/``..<timestamp>`` entries count: that directory
-    may hold anything (a log file, the output), and our own output must never trigger an apply, or
-    every write would trigger another one.
+    Below a watched dir (at any depth), every event counts except our own writes. In the config file's
+    directory, only the config file's name and Kubernetes' ``..data``/``..<timestamp>`` entries count:
+    that directory may hold anything (a log file, the output), and our own output must never trigger an
+    apply, or every write would trigger another one.
     """
-    output = str(output_file.absolute()) if output_file else None
-    watched = {str(d.absolute()) for d in watched_dirs}
-    roots = {str(r) for r in watch_roots(config_file, watched_dirs)}
+    output = os.fspath(output_file.absolute()) if output_file else None
+    watched = tuple(os.fspath(d.absolute()) for d in watched_dirs)
+    roots = {os.fspath(r) for r in watch_roots(config_file, watched_dirs)}
     config_name = config_file.name if config_file else None
 
-    def keep(_change: object, path: str) -> bool:
+    def keep(path: str) -> bool:
         name = os.path.basename(path)
         if path == output or name.startswith(temp_prefix):
             return False
-        if path in roots or os.path.dirname(path) in watched:
-            return True  # a root itself: its removal must reach watch_changes
+        if path in roots:
+            return True  # a root itself: its removal must reach the watcher
+        if any(path.startswith(d + os.sep) for d in watched):
+            return True
         return name == config_name or name.startswith("..")
 
     return keep
+
+
+def default_backend(
+    roots: Sequence[Path], keep: Keep, recursive: Sequence[Path], heartbeat_s: float
+) -> Backend:
+    """inotify where the kernel has it, else watchfiles."""
+    from reloader import watch_inotify
+
+    if watch_inotify.available():
+        return watch_inotify.InotifyBackend(roots, keep, recursive=recursive, heartbeat_s=heartbeat_s)
+    return WatchfilesBackend(roots, keep, recursive=recursive, heartbeat_s=heartbeat_s)
 
 
 async def watch_changes(
     roots: Sequence[Path],
     on_events: Callable[[int], None],
     *,
-    keep: Callable[[object, str], bool],
+    keep: Keep,
     on_ready: Callable[[], None],
+    beat: Callable[[], None] = lambda: None,
+    recursive: Sequence[Path] = (),
+    heartbeat_s: float = 5.0,
+    backend: Backend | None = None,
 ) -> None:
-    """Call ``on_events(n)`` for every batch of n events until cancelled.
+    """Call ``on_events(n)`` for every batch of n relevant events until cancelled.
 
-    ``on_ready`` is called once the directories are really being watched (the first wake-up of
-    watchfiles proves it): whatever changed before that moment was not seen as an event, so the caller
-    re-reads everything then. Raises FileNotFoundError when a directory does not exist, WatchError when
-    a watched directory itself is deleted, and whatever watchfiles raises when it cannot watch.
+    ``on_ready`` is called once the directories are really being watched: whatever changed before that
+    moment was not seen as an event, so the caller re-reads everything then. ``recursive`` names the
+    roots whose subdirectories are watched too. ``beat`` is called from the watcher thread at least
+    every ``heartbeat_s`` while it is alive. Raises FileNotFoundError when a directory does not exist,
+    WatchError when a watched directory itself is removed, and whatever the backend raises.
 
-    Both callbacks run on the event loop. The watching itself is watchfiles' synchronous ``watch`` in
-    one worker thread, for as long as this coroutine runs. Its ``awatch`` does the same through anyio,
-    which loads anyio's asyncio backend: about 1.3 MiB of resident memory in an idle sidecar, for no
-    gain here. Cancelling sets the stop event, which watchfiles checks every ``WATCHFILES_STEP_MS``, and
-    waits for the thread to return.
+    ``on_events`` and ``on_ready`` run on the event loop. Cancelling stops the thread and waits for it
+    up to ``JOIN_TIMEOUT_S``; a hung thread is left behind, and whatever it reports later is dropped.
     """
-    from watchfiles import Change, watch  # the init mode never watches: keep its imports light
-
     for root in roots:
-        # With ignore_permission_denied, watchfiles skips a missing path without a word: the watch
-        # would look alive and see nothing.
         if not root.is_dir():
             raise FileNotFoundError(errno.ENOENT, "watched directory does not exist", str(root))
+    if backend is None:
+        backend = default_backend(roots, keep, recursive, heartbeat_s)
     loop = asyncio.get_running_loop()
     stop = threading.Event()
-    # A generator: nothing is watched until the worker thread first iterates it.
-    batches = watch(
-        *roots,
-        watch_filter=keep,
-        debounce=WATCHFILES_DEBOUNCE_MS,
-        step=WATCHFILES_STEP_MS,
-        stop_event=stop,
-        rust_timeout=WATCHFILES_TIMEOUT_MS,
-        yield_on_timeout=True,
-        recursive=False,
-        ignore_permission_denied=True,
-    )
-    removed = {(Change.deleted, str(r)) for r in roots}
+    done: asyncio.Future[None] = loop.create_future()
+    wake_r, wake_w = os.pipe()
 
-    def drain() -> None:
-        # The worker thread. closing(): the Rust watcher and its thread end here, not whenever the
-        # generator happens to be collected.
+    def call(fn: Callable[..., None], *args: object) -> None:
+        if not stop.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: we are shutting down
+                loop.call_soon_threadsafe(fn, *args)
+
+    def finish(exc: BaseException | None) -> None:
+        if done.done():
+            return
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
+
+    def thread_main() -> None:
+        exc: BaseException | None = None
+        try:
+            backend.run(stop, wake_r, lambda n: call(on_events, n), lambda: call(on_ready), beat)
+        except BaseException as e:  # handed to the loop, which raises it in the caller
+            exc = e
+        finally:
+            os.close(wake_r)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(finish, exc)
+
+    thread = threading.Thread(target=thread_main, name="config-reloader-watch", daemon=True)
+    thread.start()
+    try:
+        # shield: a cancellation must not abandon the thread, but stop it (below).
+        await asyncio.shield(done)
+    finally:
+        stop.set()
+        with contextlib.suppress(OSError):  # the thread has closed its end already
+            os.write(wake_w, b"x")
+        os.close(wake_w)
+        await asyncio.wait([done], timeout=JOIN_TIMEOUT_S)
+        if done.done() and not done.cancelled():
+            done.exception()  # retrieved, so asyncio does not log it as never retrieved
+    raise WatchError("file watcher stopped")
+
+
+class WatchfilesBackend:
+    """watchfiles' synchronous ``watch`` (its Rust thread does the watching, we drain it).
+
+    Its ``awatch`` does the same through anyio, which loads anyio's asyncio backend: about 1.3 MiB of
+    resident memory for no gain. ``rust_timeout`` gives the wake-up that proves the watch is in place
+    and drives the heartbeat; ``stop_event`` is checked every ``WATCHFILES_STEP_MS``.
+    """
+
+    def __init__(self, roots: Sequence[Path], keep: Keep, *, recursive: Sequence[Path], heartbeat_s: float):
+        self.roots = list(roots)
+        self.keep = keep
+        self.recursive = bool(recursive)
+        self.timeout_ms = max(1, int(heartbeat_s * 1000))
+
+    def run(
+        self,
+        stop: threading.Event,
+        wakeup_fd: int,
+        emit: Callable[[int], None],
+        ready: Callable[[], None],
+        beat: Callable[[], None],
+    ) -> None:
+        del wakeup_fd  # watchfiles checks stop_event itself
+        from watchfiles import Change, watch
+
+        batches = watch(
+            *self.roots,
+            watch_filter=lambda _change, path: self.keep(path),
+            debounce=WATCHFILES_DEBOUNCE_MS,
+            step=WATCHFILES_STEP_MS,
+            stop_event=stop,
+            rust_timeout=self.timeout_ms,
+            yield_on_timeout=True,
+            # One watcher for all roots: recursive when a watched dir is, so the config file's
+            # directory may report more, which the filter drops.
+            recursive=self.recursive,
+            ignore_permission_denied=True,
+        )
+        removed = {(Change.deleted, os.fspath(r)) for r in self.roots}
+        # closing(): the Rust watcher and its thread end here, not whenever the generator is collected.
         with contextlib.closing(batches):
             for i, changes in enumerate(batches):
+                beat()
                 if i == 0:
-                    loop.call_soon_threadsafe(on_ready)
+                    ready()
                 if gone := changes & removed:
                     raise WatchError(f"watched directory {next(iter(gone))[1]} was removed")
                 if changes:
-                    loop.call_soon_threadsafe(on_events, len(changes))
-
-    watching = loop.run_in_executor(None, drain)
-    try:
-        # shield: a cancellation must not abandon the thread, but stop it (below).
-        await asyncio.shield(watching)
-    finally:
-        stop.set()
-        await asyncio.wait([watching])
-    raise WatchError("file watcher stopped")
+                    emit(len(changes))

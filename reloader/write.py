@@ -7,13 +7,21 @@ difference, a uniquely named temporary file is created next to the output, the e
 into it from the current output, and the rest streams in. Then: fsync, ``os.replace`` over the output,
 fsync the directory. Any failure removes the temporary file and leaves the previous output exactly as
 it was.
+
+A SIGKILL (an OOM kill, a node that stops the container) between creating the temporary file and the
+rename leaves it behind, and nothing in this process can remove it. So every ``write_atomic`` first
+removes the leftovers of earlier writes of the same output: temporary names carry the output's name
+(``.config-reloader-<output name>.<random>.tmp``), so two reloaders writing different outputs into one
+directory never remove each other's files, and files of any other name are never touched.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +30,11 @@ from typing import BinaryIO, Final
 CHUNK_BYTES: Final = 64 * 1024
 TEMP_PREFIX: Final = ".config-reloader-"
 """Temporary files start with this, so the watcher can ignore its own writes."""
+TEMP_SUFFIX: Final = ".tmp"
+_RANDOM_BYTES: Final = 6
+_RANDOM: Final = r"[0-9a-f]{12}"
+"""Between prefix and suffix: ``secrets.token_hex(_RANDOM_BYTES)``, always this long."""
+_NAME_MAX: Final = 255
 
 WriteChunk = Callable[[int, bytes], int]
 """``os.write``'s shape: the seam a test uses to simulate a full disk."""
@@ -50,6 +63,49 @@ def read_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[by
             yield chunk
 
 
+def temp_prefix(out: Path) -> str:
+    """The start of every temporary name for ``out``: the output's name, then a dot.
+
+    A name too long for the file system once prefixed is replaced by its hash, which is still unique
+    to that output.
+    """
+    name = out.name
+    if len(os.fsencode(TEMP_PREFIX + name)) + 1 + 2 * _RANDOM_BYTES + len(TEMP_SUFFIX) > _NAME_MAX:
+        name = "sha256-" + hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
+    return f"{TEMP_PREFIX}{name}."
+
+
+def is_own_temp(out: Path, name: str) -> bool:
+    """True for a temporary name that a write of ``out`` created, and for no other name.
+
+    The random part has a fixed length, so the output's name is read back unambiguously: the
+    temporary files of ``a`` and of ``a.b`` never match each other's pattern.
+    """
+    return re.fullmatch(re.escape(temp_prefix(out)) + _RANDOM + re.escape(TEMP_SUFFIX), name) is not None
+
+
+def remove_leftovers(out: Path) -> list[str]:
+    """Remove the temporary files that earlier (killed) writes of ``out`` left; returns their names.
+
+    Only regular files of the exact pattern are removed. A directory that cannot be listed, or a file
+    that cannot be removed, is not an error here: the write that follows reports the real problem.
+    """
+    removed: list[str] = []
+    try:
+        with os.scandir(out.parent) as it:
+            candidates = [e for e in it if is_own_temp(out, e.name)]
+    except OSError:
+        return removed
+    for entry in candidates:
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            continue
+    return removed
+
+
 def _write_all(fd: int, data: bytes, write_chunk: WriteChunk) -> None:
     while data:
         written = write_chunk(fd, data)
@@ -66,6 +122,8 @@ def write_atomic(
     unchanged. Either way, the output is left as it was and no temporary file is left behind.
     """
     out = Path(path)
+    # One process writes one output at a time, so any temporary file of this output is a leftover.
+    remove_leftovers(out)
     digest = hashlib.sha256()
     size = 0
     current = _open_current(out)
@@ -125,10 +183,9 @@ class _TempFile:
         """Create the file, then copy the first ``prefix_bytes`` of the current output into it."""
         directory = self.out.parent
         try:
-            self.fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=directory)
+            self.fd, self.path = _create_temp(self.out)
         except OSError as exc:
             raise _write_error(self.out, exc, f"cannot create a file in {directory}: ") from exc
-        self.path = Path(name)
         if prefix_bytes == 0:
             return
         assert copy_from is not None
@@ -153,7 +210,7 @@ class _TempFile:
             _guarded(self.out, os.fsync, fd)
         finally:
             os.close(fd)
-        # mkstemp makes the file 0600; the output keeps its mode, or gets a normal file's.
+        # The temporary file is 0600; the output keeps its mode, or gets a normal file's.
         try:
             mode = self.out.stat().st_mode & 0o777
         except OSError:
@@ -171,6 +228,17 @@ class _TempFile:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
             self.path = None
+
+
+def _create_temp(out: Path) -> tuple[int, Path]:
+    # O_EXCL: a name that exists (astronomically unlikely) is never reused; 0600 like mkstemp.
+    for _ in range(100):
+        path = out.parent / f"{temp_prefix(out)}{secrets.token_hex(_RANDOM_BYTES)}{TEMP_SUFFIX}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(out.parent))
 
 
 def _write_error(out: Path, exc: OSError, context: str = "") -> WriteError:

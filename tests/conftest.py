@@ -26,3 +26,9 @@ async def no_pending_tasks() -> AsyncIterator[None]:
     for task in leftover:
         task.cancel()
     pytest.fail(f"test left {len(leftover)} asyncio task(s) pending: {names}")
+
+
+# --- Secrets (issue 12) ---------------------------------------------------------------------------------
+# The `secret` fixture registers the secrets a test sets; at the end of the session every log of the run
+# is searched for them (tests/support/leaks.py), and a leak fails the run.
+pytest_plugins = ["tests.support.leaks"]

@@ -2,8 +2,10 @@
 
 ::
 
-    informers (PrometheusConfigs, ServiceMonitors, PodMonitors per namespace; Namespaces)
+    informers (PrometheusConfigs, ServiceMonitors, PodMonitors, PrometheusRules, Probes and the rule
+               ConfigMaps per namespace; Namespaces)
         -> stores (read by reconcile)        -> handlers -> WorkQueue[ObjectKey]
+    informers (Secrets, ConfigMaps; nothing cached) -> the PrometheusConfigs that read the changed one
     workers (only on the leader, only once every cache has synced) -> Reconciler -> Secret, status, Events
     resync: every PrometheusConfig again, every --resync-interval
 
@@ -23,9 +25,14 @@ from typing import Any
 
 from config_operator import generate as g
 from config_operator.client import (
+    CONFIGMAPS,
     NAMESPACES,
     POD_MONITORS,
+    PROBES,
     PROMETHEUS_CONFIGS,
+    PROMETHEUS_RULES,
+    RULE_CONFIGMAPS,
+    SECRETS,
     SERVICE_MONITORS,
     Kube,
     Resource,
@@ -35,7 +42,8 @@ from config_operator.leader import LeaderSettings, lead
 from config_operator.metrics import OperatorMetrics
 from config_operator.queue import Backoff, WorkQueue, resync, work
 from config_operator.reconcile import Caches, Reconciler
-from config_operator.resources import ObjectKey, labels_of
+from config_operator.references import FirstItemList, Unkept
+from config_operator.resources import RULEFILES_LABEL, ObjectKey, labels_of
 from reloader.serve import serving
 
 log = logging.getLogger(__name__)
@@ -121,8 +129,55 @@ class Operator:
                     POD_MONITORS, self.caches.pod_monitors, namespace, self._monitor_handler(POD_MONITORS)
                 )
             )
+            informers.append(
+                informer(
+                    PROMETHEUS_RULES,
+                    self.caches.prometheus_rules,
+                    namespace,
+                    self._monitor_handler(PROMETHEUS_RULES),
+                )
+            )
+            informers.append(informer(PROBES, self.caches.probes, namespace, self._monitor_handler(PROBES)))
+            informers.append(
+                informer(RULE_CONFIGMAPS, self.caches.rule_config_maps, namespace, self._on_rule_config_map)
+            )
         informers.append(informer(NAMESPACES, self.caches.namespaces, None, self._on_namespace))
+        informers += self._reference_informers(scopes)
         return informers
+
+    def _reference_informers(self, scopes: Iterable[str | None]) -> list[Informer]:
+        """Secrets and ConfigMaps: watched, never cached; a change to one a PrometheusConfig read queues it."""
+        informers = []
+        for resource in (SECRETS, CONFIGMAPS):
+            for namespace in scopes:
+
+                def restarted(reason: str, resource: Resource = resource) -> None:
+                    self.metrics.watch_restarts.labels(str(resource), reason).inc()
+
+                informers.append(
+                    Informer(
+                        FirstItemList(self.kube, self._requeue_referencing),
+                        resource,
+                        Unkept(),
+                        namespace=namespace,
+                        handlers=[self._reference_handler(resource.kind)],
+                        settings=self.settings.informer,
+                        on_restart=restarted,
+                    )
+                )
+        return informers
+
+    def _reference_handler(self, kind: str) -> Any:
+        def handler(change: Change) -> None:
+            key = ObjectKey.of(change.object)
+            for pc in self.reconciler.references.users(kind, key.namespace, key.name):
+                self.queue.add(pc)
+
+        return handler
+
+    def _requeue_referencing(self) -> None:
+        # A relist after 410 Gone: changes may have been missed.
+        self.queue.add_all(self.reconciler.references.configs())
 
     # -- handlers: which keys a change queues -------------------------------------------------------
 
@@ -147,6 +202,12 @@ class Operator:
             self._enqueue_selecting(change, resource.kind)
 
         return handler
+
+    def _on_rule_config_map(self, change: Change) -> None:
+        # Someone else changed or deleted one of ours: its PrometheusConfig writes it again.
+        owner = labels_of(change.object).get(RULEFILES_LABEL)
+        if owner:
+            self.queue.add(ObjectKey(ObjectKey.of(change.object).namespace, owner))
 
     def _on_namespace(self, change: Change) -> None:
         if (

@@ -191,14 +191,21 @@ def _first_leaf(error: BaseException) -> BaseException:
     multiple=True,
     required=True,
     type=click.Path(dir_okay=False),
-    help="YAML file (multi-document) with PrometheusConfig, ServiceMonitor, PodMonitor, Namespace, Secret objects.",
+    help="YAML file (multi-document) with PrometheusConfig, ServiceMonitor, PodMonitor, PrometheusRule, "
+    "Probe, Namespace, Secret objects.",
 )
 @click.option(
     "--name", default=None, help="The PrometheusConfig to render (name or namespace/name), when several."
 )
-def render(files: Sequence[str], name: str | None) -> None:
+@click.option(
+    "--rules-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write the rule files here, one folder per rule ConfigMap (as mounted under /etc/prometheus/rules).",
+)
+def render(files: Sequence[str], name: str | None, rules_dir: str | None) -> None:
     """Print the prometheus.yaml the operator would write for these objects (no cluster needed)."""
-    from config_operator.render import RenderError, render_files
+    from config_operator.render import RenderError, render_files, write_rule_files
 
     try:
         rendered = render_files(list(files), name=name)
@@ -207,6 +214,12 @@ def render(files: Sequence[str], name: str | None) -> None:
         sys.exit(1)
     for warning in rendered.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if rendered.rules is not None and rules_dir is not None:
+        try:
+            write_rule_files(rendered.rules, rules_dir)
+        except OSError as exc:
+            click.echo(f"config-operator render: --rules-dir {rules_dir}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
     click.echo(rendered.text, nl=not rendered.text.endswith("\n") and bool(rendered.text))
 
 

@@ -8,6 +8,7 @@ as custom objects, not as generated model classes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -44,6 +45,8 @@ class Resource:
     version: str
     plural: str
     namespaced: bool
+    label_selector: str = ""
+    """Only objects with these labels are listed and watched ("" for all)."""
 
     def __str__(self) -> str:
         return f"{self.plural}.{self.group}" if self.group else self.plural
@@ -57,6 +60,22 @@ POD_MONITORS: Final = Resource(
     r.POD_MONITOR_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.POD_MONITOR_PLURAL, True
 )
 NAMESPACES: Final = Resource("Namespace", "", "v1", "namespaces", False)
+PROMETHEUS_RULES: Final = Resource(
+    r.PROMETHEUS_RULE_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.PROMETHEUS_RULE_PLURAL, True
+)
+PROBES: Final = Resource(r.PROBE_KIND, r.MONITORING_GROUP, r.MONITORING_VERSION, r.PROBE_PLURAL, True)
+# Only the rule ConfigMaps the operator writes: a cluster's other ConfigMaps are none of its business.
+RULE_CONFIGMAPS: Final = Resource(
+    "ConfigMap",
+    "",
+    "v1",
+    "configmaps",
+    True,
+    label_selector=f"{r.MANAGED_BY_LABEL}={r.MANAGED_BY_VALUE},{r.RULEFILES_LABEL}",
+)
+# Watched for the objects monitors reference, never cached whole (see references.py).
+SECRETS: Final = Resource("Secret", "", "v1", "secrets", True)
+CONFIGMAPS: Final = Resource("ConfigMap", "", "v1", "configmaps", True)
 
 
 class ApiError(Exception):
@@ -152,6 +171,33 @@ class WatchStream:
         return WatchEvent(type=str(event["type"]), object=raw)
 
 
+class _ReportingLeaseLock(LeaseLock):
+    """A LeaseLock that reports when each successful write of the Lease was sent.
+
+    The library bounds neither its requests nor the time since the last renewal that succeeded, so
+    a renewal that hangs keeps it leading past the Lease's expiry; leader.py stops the workers on
+    this report instead.
+    """
+
+    def __init__(self, *args: Any, on_renewed: Callable[[float], None]) -> None:
+        super().__init__(*args)
+        self._on_renewed = on_renewed
+
+    async def create(self, name: str, namespace: str, election_record: Any) -> bool:
+        sent_at = asyncio.get_running_loop().time()
+        created = bool(await super().create(name, namespace, election_record))
+        if created:
+            self._on_renewed(sent_at)
+        return created
+
+    async def update(self, name: str, namespace: str, updated_record: Any) -> bool:
+        sent_at = asyncio.get_running_loop().time()
+        updated = bool(await super().update(name, namespace, updated_record))
+        if updated:
+            self._on_renewed(sent_at)
+        return updated
+
+
 class Kube:
     """The operator's view of the API server; raises ApiError for every failure."""
 
@@ -207,6 +253,11 @@ class Kube:
     ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if resource == NAMESPACES:
             return self._core.list_namespace, ()
+        if resource.plural in ("secrets", "configmaps") and not resource.group:
+            kind = "secret" if resource.plural == "secrets" else "config_map"
+            if namespace is None:
+                return getattr(self._core, f"list_{kind}_for_all_namespaces"), ()
+            return getattr(self._core, f"list_namespaced_{kind}"), (namespace,)
         if namespace is None:
             return self._custom.list_cluster_custom_object, (
                 resource.group,
@@ -220,10 +271,12 @@ class Kube:
             resource.plural,
         )
 
-    async def list(self, resource: Resource, namespace: str | None = None) -> Listed:
-        """List ``resource`` in ``namespace`` (None: all namespaces)."""
+    async def list(
+        self, resource: Resource, namespace: str | None = None, *, limit: int | None = None
+    ) -> Listed:
+        """List ``resource`` in ``namespace`` (None: all namespaces); ``limit`` gives only the first page."""
         method, args = self._list_method(resource, namespace)
-        doc = await self._call(method, *args)
+        doc = await self._call(method, *args, **_selecting(resource), **({"limit": limit} if limit else {}))
         items = [dict(item) for item in doc.get("items") or [] if isinstance(item, dict)]
         return Listed(
             items=items, resource_version=str((doc.get("metadata") or {}).get("resourceVersion") or "")
@@ -252,6 +305,7 @@ class Kube:
             resource_version=resource_version,
             allow_watch_bookmarks=True,
             timeout_seconds=timeout_s,
+            **_selecting(resource),
         )
         try:
             yield WatchStream(events)
@@ -268,6 +322,16 @@ class Kube:
             raise
         return secret
 
+    async def get_configmap(self, namespace: str, name: str) -> r.ConfigMap | None:
+        """The ConfigMap, or None when it does not exist."""
+        try:
+            configmap: r.ConfigMap = await self._call(self._core.read_namespaced_config_map, name, namespace)
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return configmap
+
     async def create_secret(self, namespace: str, body: r.Secret) -> r.Secret:
         """Create a Secret (409 when it already exists)."""
         created: r.Secret = await self._call(self._core.create_namespaced_secret, namespace, body)
@@ -277,6 +341,22 @@ class Kube:
         """Replace a Secret; body.metadata.resourceVersion makes a stale write fail with 409."""
         replaced: r.Secret = await self._call(self._core.replace_namespaced_secret, name, namespace, body)
         return replaced
+
+    async def create_config_map(self, namespace: str, body: r.ConfigMap) -> r.ConfigMap:
+        """Create a ConfigMap (409 when it already exists)."""
+        created: r.ConfigMap = await self._call(self._core.create_namespaced_config_map, namespace, body)
+        return created
+
+    async def replace_config_map(self, namespace: str, name: str, body: r.ConfigMap) -> r.ConfigMap:
+        """Replace a ConfigMap; body.metadata.resourceVersion makes a stale write fail with 409."""
+        replaced: r.ConfigMap = await self._call(
+            self._core.replace_namespaced_config_map, name, namespace, body
+        )
+        return replaced
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        """Delete a ConfigMap (404 when it is already gone)."""
+        await self._call(self._core.delete_namespaced_config_map, name, namespace)
 
     async def patch_status(self, namespace: str, name: str, status: r.PrometheusConfigStatus) -> None:
         """Merge-patch the status subresource of a PrometheusConfig."""
@@ -306,13 +386,16 @@ class Kube:
         retry_period_s: float,
         on_started: Callable[[], Coroutine[Any, Any, None]],
         on_stopped: Callable[[], Coroutine[Any, Any, None]],
+        on_renewed: Callable[[float], None] = lambda sent_at: None,
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         """One campaign of kubernetes_asyncio's leader election on a Lease.
 
         The returned coroutine function waits to acquire the Lease, runs ``on_started`` as a task while
         renewing, and returns (after cancelling that task and calling ``on_stopped``) once renewal fails.
+        ``on_renewed(sent_at)`` is called after each write of the Lease that succeeded, with the event
+        loop's time when it was sent.
         """
-        lock = LeaseLock(lease_name, lease_namespace, identity, self._api)
+        lock = _ReportingLeaseLock(lease_name, lease_namespace, identity, self._api, on_renewed=on_renewed)
         election = leaderelection.LeaderElection(
             electionconfig.Config(
                 lock,
@@ -325,6 +408,10 @@ class Kube:
             )
         )
         return election.run
+
+
+def _selecting(resource: Resource) -> dict[str, str]:
+    return {"label_selector": resource.label_selector} if resource.label_selector else {}
 
 
 class ConfigError(ValueError):

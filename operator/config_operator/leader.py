@@ -9,6 +9,8 @@ themselves run under ``lead()``'s TaskGroup:
 - the gate opens: start ``work()``;
 - the gate closes (the Lease is lost): cancel ``work()`` at once, then campaign again; the informers keep
   running, so the caches are warm if the Lease comes back;
+- no renewal sent within ``renew_deadline_s`` has succeeded (the library would wait on a hanging one):
+  the gate closes too, and the campaign is cancelled and started afresh;
 - ``work()`` returning or raising is a bug: it propagates and stops the operator loudly.
 """
 
@@ -57,6 +59,7 @@ class Elector(Protocol):
         retry_period_s: float,
         on_started: Callable[[], Coroutine[Any, Any, None]],
         on_stopped: Callable[[], Coroutine[Any, Any, None]],
+        on_renewed: Callable[[float], None] = ...,
     ) -> Callable[[], Coroutine[Any, Any, None]]: ...
 
 
@@ -112,6 +115,13 @@ async def _gated(gate: _Gate, work: Work) -> None:
 
 async def _campaign(kube: Elector, settings: LeaderSettings, gate: _Gate) -> None:
     holders: list[asyncio.Task[Any]] = []
+    loop = asyncio.get_running_loop()
+    renewed_at = loop.time()
+    overdue = asyncio.Event()
+
+    def renewed(sent_at: float) -> None:
+        nonlocal renewed_at
+        renewed_at = max(renewed_at, sent_at)
 
     async def started() -> None:
         # Runs as the library's own task: remember it so a shutdown can cancel it.
@@ -121,6 +131,17 @@ async def _campaign(kube: Elector, settings: LeaderSettings, gate: _Gate) -> Non
         log.info("acquired the lease, starting the workers", extra={"identity": settings.identity})
         gate.open()
         try:
+            # The library would go on leading while a renewal hangs, past the Lease's expiry, when the
+            # other replica takes over: stop once no renewal sent within the renew deadline has
+            # succeeded. Counted from when the renewal was sent, so this instance always stops before
+            # the Lease it wrote expires for the others.
+            await _past(lambda: renewed_at + settings.renew_deadline_s)
+            log.warning(
+                "lease not renewed within the renew deadline, stopping the workers",
+                extra={"identity": settings.identity, "renew_deadline_s": settings.renew_deadline_s},
+            )
+            overdue.set()
+            gate.close()
             await asyncio.Event().wait()
         finally:
             gate.close()
@@ -130,6 +151,7 @@ async def _campaign(kube: Elector, settings: LeaderSettings, gate: _Gate) -> Non
         gate.close()
 
     while True:
+        overdue.clear()
         run = kube.elector(
             lease_name=settings.lease_name,
             lease_namespace=settings.lease_namespace,
@@ -139,9 +161,10 @@ async def _campaign(kube: Elector, settings: LeaderSettings, gate: _Gate) -> Non
             retry_period_s=settings.retry_period_s,
             on_started=started,
             on_stopped=stopped,
+            on_renewed=renewed,
         )
         try:
-            await run()
+            await _until_overdue(run, overdue)
         except Exception as exc:
             # The library lets connection errors out of its loop; campaign again after a pause.
             log.warning("leader election failed", extra={"identity": settings.identity, "err": str(exc)})
@@ -154,3 +177,27 @@ async def _campaign(kube: Elector, settings: LeaderSettings, gate: _Gate) -> Non
                 await asyncio.wait(holders)
             holders.clear()
         await asyncio.sleep(settings.retry_period_s)
+
+
+async def _until_overdue(run: Callable[[], Coroutine[Any, Any, None]], overdue: asyncio.Event) -> None:
+    """Run one campaign until it returns, or until the renewal is overdue (then it is cancelled, with its
+    hanging request: the next campaign starts from a fresh read of the Lease)."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            campaign = tg.create_task(run())
+            watchdog = tg.create_task(overdue.wait())
+            await asyncio.wait({campaign, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            campaign.cancel()
+            watchdog.cancel()
+    except ExceptionGroup as group:
+        raise group.exceptions[0] from None  # only the campaign can fail: its error, as it was
+
+
+async def _past(deadline: Callable[[], float]) -> None:
+    """Return once the loop's clock is past ``deadline()``, which may move on meanwhile."""
+    loop = asyncio.get_running_loop()
+    while True:
+        left_s = deadline() - loop.time()
+        if left_s < 0:
+            return
+        await asyncio.sleep(left_s + 0.01)

@@ -75,6 +75,11 @@ class WorkQueue(Generic[K]):
         """Keys waiting for their backoff delay to pass."""
         return len(self._delayed)
 
+    @property
+    def processing(self) -> int:
+        """Keys handed out by ``get()`` and not yet ``done()``."""
+        return len(self._processing)
+
     def failures(self, key: K) -> int:
         """Failures in a row for ``key`` (0 after a success)."""
         return self._failures.get(key, 0)

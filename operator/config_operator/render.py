@@ -1,9 +1,13 @@
 """``config-operator render``'s logic: YAML manifests in, the operator's prometheus.yaml out, no cluster.
 
-The files hold PrometheusConfig, ServiceMonitor, PodMonitor, Namespace and Secret objects, in any
-order, as multi-document YAML (a ``kind: List`` is unwrapped). Objects without a namespace land in
-``default``, as kubectl would put them. Other kinds are ignored with a warning, so a whole
-application manifest can be passed as is.
+The files hold PrometheusConfig, ServiceMonitor, PodMonitor, PrometheusRule, Probe, Namespace, Secret and
+ConfigMap objects, in any order, as multi-document YAML (a ``kind: List`` is unwrapped). Objects without a
+namespace land in ``default``, as kubectl would put them. Secrets and ConfigMaps feed the same lookups as
+in the cluster (credentials, TLS material, additionalScrapeConfigs). Other kinds are ignored with a
+warning, so a whole application manifest can be passed as is; so are, with one line each, a document
+with no ``metadata.name`` and an object given a second time (the first one counts). The rule files of
+the selected PrometheusRules come back by ConfigMap, and ``write_rule_files`` lays them out as a
+Prometheus pod sees them.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import yaml
 
 from config_operator.generate import InvalidConfig, generate
 from config_operator.generate.load import load_all
+from config_operator.generate.rules import RULES_DIR, RuleFiles
 from config_operator.resources import KIND, ObjectKey
 
 DEFAULT_NAMESPACE = "default"
-_NAMESPACED = (KIND, "ServiceMonitor", "PodMonitor", "Secret")
+_NAMESPACED = (KIND, "ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe", "Secret", "ConfigMap")
 
 
 class RenderError(ValueError):
@@ -33,6 +38,8 @@ class Rendered:
 
     text: str
     warnings: tuple[str, ...]
+    rules: RuleFiles | None = None
+    """The rule files by ConfigMap; None when the PrometheusConfig has no ruleSelector."""
 
 
 @dataclass
@@ -41,6 +48,8 @@ class _Objects:
         default_factory=lambda: {k: [] for k in (*_NAMESPACED, "Namespace")}
     )
     warnings: list[str] = field(default_factory=list)
+    seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(kind, namespace, name) -> where it was first given."""
 
 
 def render_files(paths: Sequence[str], *, name: str | None = None) -> Rendered:
@@ -63,11 +72,36 @@ def render_files(paths: Sequence[str], *, name: str | None = None) -> Rendered:
             objects.by_kind["PodMonitor"],  # type: ignore[arg-type]
             objects.by_kind["Namespace"],  # type: ignore[arg-type]
             objects.by_kind["Secret"],  # type: ignore[arg-type]
+            configmaps=objects.by_kind["ConfigMap"],  # type: ignore[arg-type]
+            prometheus_rules=objects.by_kind["PrometheusRule"],  # type: ignore[arg-type]
+            probes=objects.by_kind["Probe"],  # type: ignore[arg-type]
         )
     except InvalidConfig as exc:
         raise RenderError(f"PrometheusConfig {ObjectKey.of(pc)}: {exc}") from None
-    warnings = [*objects.warnings, *(f"skipped {r}" for r in generated.rejected)]
-    return Rendered(text=generated.config.decode(), warnings=tuple(warnings))
+    rejected = [*generated.rejected, *(generated.rules.rejected if generated.rules else ())]
+    warnings = [
+        *objects.warnings,
+        *(f"skipped {r}" for r in rejected),
+        *(f"PrometheusConfig {ObjectKey.of(pc)}: {w}" for w in generated.warnings),
+    ]
+    return Rendered(text=generated.config.decode(), warnings=tuple(warnings), rules=generated.rules)
+
+
+def write_rule_files(rules: RuleFiles, directory: str | Path) -> list[Path]:
+    """Write each ConfigMap's files into ``directory/<configmap>/``, as the config's rule_files
+    (``{RULES_DIR}/<configmap>/*.yaml``) expects them with ``directory`` in place of RULES_DIR."""
+    written = []
+    for cm in rules.config_maps:
+        folder = Path(directory) / cm.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in cm.data.items():
+            path = folder / name
+            path.write_text(content)
+            written.append(path)
+    return written
+
+
+__all__ = ["RULES_DIR", "RenderError", "Rendered", "render_files", "write_rule_files"]
 
 
 def _load(path: str, objects: _Objects) -> None:
@@ -103,12 +137,21 @@ def _add(where: str, obj: Any, objects: _Objects) -> None:
     kind = obj.get("kind")
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
-        raise RenderError(f"{where}: {kind or 'object'} has no metadata.name")
+        # The API server would refuse it; the rest of the input still renders.
+        objects.warnings.append(f"{where}: ignored {kind or 'an object'} with no metadata.name")
+        return
     if kind not in objects.by_kind:
         objects.warnings.append(f"{where}: ignored {kind or 'an object with no kind'} {meta['name']}")
         return
     if kind in _NAMESPACED and not meta.get("namespace"):
         obj = {**obj, "metadata": {**meta, "namespace": DEFAULT_NAMESPACE}}
+    identity = (kind, str(obj["metadata"].get("namespace") or ""), meta["name"])
+    if identity in objects.seen:
+        name = "/".join(p for p in identity[1:] if p)
+        first = objects.seen[identity]
+        objects.warnings.append(f"{where}: ignored {kind} {name}, given again (first in {first})")
+        return
+    objects.seen[identity] = where
     objects.by_kind[kind].append(obj)
 
 

@@ -24,9 +24,15 @@ SERVICE_MONITOR_KIND = "ServiceMonitor"
 SERVICE_MONITOR_PLURAL = "servicemonitors"
 POD_MONITOR_KIND = "PodMonitor"
 POD_MONITOR_PLURAL = "podmonitors"
+PROMETHEUS_RULE_KIND = "PrometheusRule"
+PROMETHEUS_RULE_PLURAL = "prometheusrules"
+PROBE_KIND = "Probe"
+PROBE_PLURAL = "probes"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "config-operator"
+# On the rule ConfigMaps: the PrometheusConfig (in the same namespace) they belong to.
+RULEFILES_LABEL = "reloader.dev/prometheusconfig"
 
 
 class OwnerReference(TypedDict, total=False):
@@ -154,13 +160,23 @@ class SecretKeySelector(TypedDict, total=False):
 
 class AlertmanagerEndpoint(TypedDict, total=False):
     """spec.alerting.alertmanagers[]: ``static`` host:port list (with scheme, pathPrefix, apiVersion,
-    timeout), or any other keys, passed through verbatim as a Prometheus alertmanager_config."""
+    timeout), or a Prometheus resource's entry: a Service by namespace, name and port (and the rest)."""
 
     static: list[str]
+    namespace: str
+    name: str
+    port: str | int
     scheme: str
     pathPrefix: str
     apiVersion: str
     timeout: str
+    enableHttp2: bool
+    tlsConfig: dict[str, Any]
+    bearerTokenFile: str
+    basicAuth: dict[str, SecretKeySelector]
+    authorization: dict[str, Any]
+    relabelings: list[RelabelConfig]
+    alertRelabelings: list[RelabelConfig]
 
 
 class AlertingSpec(TypedDict, total=False):
@@ -196,6 +212,13 @@ class PrometheusConfigSpec(TypedDict, total=False):
     additionalScrapeConfigs: SecretKeySelector
     secretName: str
     paused: bool
+    ruleSelector: LabelSelector
+    ruleNamespaceSelector: LabelSelector
+    probeSelector: LabelSelector
+    probeNamespaceSelector: LabelSelector
+    serviceDiscoveryRole: Literal["Endpoints", "EndpointSlice"]
+    additionalAlertRelabelConfigs: SecretKeySelector
+    additionalAlertManagerConfigs: SecretKeySelector
 
 
 class PrometheusConfigStatus(TypedDict, total=False):
@@ -246,6 +269,24 @@ class ConfigMap(TypedDict, total=False):
     metadata: ObjectMeta
     data: dict[str, str]
     binaryData: dict[str, str]
+
+
+class PrometheusRule(TypedDict, total=False):
+    """monitoring.coreos.com/v1 PrometheusRule; spec.groups is read as Prometheus rule groups."""
+
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+    spec: dict[str, Any]
+
+
+class Probe(TypedDict, total=False):
+    """monitoring.coreos.com/v1 Probe (the supported subset is checked where it is read)."""
+
+    apiVersion: str
+    kind: str
+    metadata: ObjectMeta
+    spec: dict[str, Any]
 
 
 # Any of the raw objects, when the kind is only known at run time.

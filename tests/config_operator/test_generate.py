@@ -102,7 +102,7 @@ def test_promtool_accepts_golden(case: str, tmp_path: Path) -> None:
     # Expand $(VAR) as the reloader would in a pod, through its own pipeline and from the gzip the
     # operator writes; strict, so a forgotten variable fails here rather than reaching Prometheus.
     expansion = Expansion()
-    env = {"POD_NAME": "prometheus-main-0"}
+    env = {"POD_NAME": "prometheus-main-0", "SHARD": "0"}
     rendered = b"".join(render([compress(swapped.encode())], env, expansion, source=case, strict=True))
     config = tmp_path / "prometheus.yaml"
     config.write_bytes(rendered)
@@ -118,7 +118,12 @@ def test_promtool_accepts_golden(case: str, tmp_path: Path) -> None:
 
 def test_pod_name_placeholder_is_left_for_the_reloader() -> None:
     text = (GOLDEN / "external_labels_pod_name" / "expected.yaml").read_text()
-    assert yaml.safe_load(text)["global"]["external_labels"] == {"cluster": "eu-1", "replica": "$(POD_NAME)"}
+    assert yaml.safe_load(text)["global"]["external_labels"] == {
+        "cluster": "eu-1",
+        "prometheus": "monitoring/main",
+        "prometheus_replica": "$(POD_NAME)",
+        "replica": "$(POD_NAME)",
+    }
 
 
 # --- determinism ------------------------------------------------------------------------------------
@@ -292,12 +297,14 @@ REJECTIONS: list[tuple[dict[str, Any], str]] = [
     ({"endpoints": [{"port": "m", "path": "metrics"}]}, "must start with '/'"),
     ({"endpoints": [{"port": "m", "params": {"a": "b"}}]}, "params"),
     ({"endpoints": [{"port": "m", "honorLabels": "yes"}]}, "honorLabels"),
-    ({"endpoints": [{"port": "m", "bearerTokenFile": "/t"}]}, "unsupported field(s): bearerTokenFile"),
+    ({"endpoints": [{"port": "m", "sigv4": {}}]}, "unsupported field(s): sigv4"),
     ({"endpoints": []}, "non-empty list"),
     ({"selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}, "unknown operator 'Near'"),
     ({"selector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}, "at least one value"),
     ({"namespaceSelector": {"matchLabels": {"a": "b"}}}, "namespaceSelector may hold only"),
-    ({"sampleLimit": 10}, "unsupported field(s) in spec: sampleLimit"),
+    ({"sampleLimit": -1}, "spec.sampleLimit must be a non-negative integer"),
+    ({"bodySizeLimit": "10 megs"}, "spec.bodySizeLimit: not a byte size"),
+    ({"sampleLimits": 10}, "unsupported field(s) in spec: sampleLimits"),
     ({"targetLabels": "team"}, "targetLabels"),
 ]
 
@@ -518,14 +525,14 @@ def test_to_file_sd_changes_only_the_discovery_blocks(tmp_path: Path) -> None:
 
     # Remove both discovery blocks and what is left must be byte for byte the same.
     def without_discovery(config: str, key: str) -> list[str]:
-        out, skipping = [], False
+        out, indent = [], None
         for line in config.splitlines():
-            if line == f"  {key}:":
-                skipping = True
+            if line.strip() == f"{key}:":  # a job's (column 2) or an alertmanager's (column 4)
+                indent = " " * (len(line) - len(line.lstrip()))
                 continue
-            if skipping and line.startswith(("  - ", "    ")):
+            if indent is not None and line.startswith((f"{indent}- ", f"{indent}  ")):
                 continue
-            skipping = False
+            indent = None
             out.append(line)
         return out
 

@@ -73,7 +73,8 @@ async def test_only_the_lease_holder_writes_and_the_other_takes_over(
         await eventually(
             lambda: secret_config(kube, "default", "prometheus-three"), what="a Secret by the new leader"
         )
-        assert writers(kube) == {first, second}
+        # The Event follows the Secret write: wait for it rather than race it.
+        await eventually(lambda: writers(kube) == {first, second}, what="the new leader's Event")
         assert metric(follower, "config_operator_leader") == 1
         assert metric(follower, "config_operator_secret_writes_total", {"operation": "create"}) == 1
 

@@ -167,7 +167,7 @@ async def test_server_errors_back_off_then_succeed(kube: FakeKube, operator: Ope
     kube.create(prometheus_config("main"))
     await converged(kube, "default", "main")
     creates = [c for c in kube.calls if (c.verb, c.resource) == ("create", "secrets")]
-    assert len(creates) == 4  # three 500s, then the one that worked
+    assert len(creates) == 5  # three 500s, then the two that worked: the tls-assets shard, the config
     assert metric(operator, "config_operator_reconcile_errors_total", {"reason": "api"}) == 3
     cond = await eventually(lambda: condition(kube, "default", "main"), what="status")
     assert cond["status"] == "True"
@@ -204,8 +204,9 @@ async def test_a_conflict_is_retried_after_a_fresh_read(kube: FakeKube, operator
     config = await converged(kube, "default", "main")
     assert b"scrape_interval: 15s" in config
     secret_calls = [c.verb for c in kube.calls if c.resource == "secrets"]
-    # get, update (409), get again, update: inside one reconcile, not through the queue's backoff.
-    assert secret_calls[:4] == ["get", "update", "get", "update"]
+    # The tls-assets shard 0 (unchanged) and 1 (none) are read first; then the config Secret: get,
+    # update (409), get again, update: inside one reconcile, not through the queue's backoff.
+    assert secret_calls[:6] == ["get", "get", "get", "update", "get", "update"]
     assert metric(operator, "config_operator_reconcile_errors_total", {"reason": "api"}) == 0
 
 

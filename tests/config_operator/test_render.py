@@ -85,7 +85,12 @@ def test_several_prometheus_configs_need_a_name(tmp_path: Path) -> None:
     ):
         render_files([str(path)])
     assert _jobs(render_files([str(path)], name="two").text) == ["serviceMonitor/shop/web/0"]
-    assert render_files([str(path)], name="monitoring/one").text == render_files([str(path)], name="two").text
+    one = render_files([str(path)], name="monitoring/one").text
+    # The same spec: only the `prometheus` external label (namespace/name) tells them apart.
+    assert "prometheus: monitoring/one" in one
+    assert one.replace("prometheus: monitoring/one", "prometheus: monitoring/two") == (
+        render_files([str(path)], name="two").text
+    )
     with pytest.raises(RenderError, match="no PrometheusConfig named 'three'"):
         render_files([str(path)], name="three")
 
@@ -104,11 +109,6 @@ ERRORS = [
     ("bad.yaml", b"kind: [unclosed\n", "not valid YAML at line 2"),
     ("latin1.yaml", b"kind: caf\xe9\n", "not UTF-8 text"),
     ("scalar.yaml", b"just a string\n", "document 1: not a Kubernetes object"),
-    (
-        "noname.yaml",
-        b"kind: ServiceMonitor\nmetadata: {}\n",
-        "document 1: ServiceMonitor has no metadata.name",
-    ),
     ("nopc.yaml", _sm("web").encode(), "no PrometheusConfig in the input"),
     ("empty.yaml", b"", "no PrometheusConfig in the input"),
     ("badlist.yaml", b"kind: List\nitems: 3\n", "a List needs an items list"),
@@ -150,3 +150,44 @@ def test_malformed_prometheus_config_is_a_render_error_naming_it(tmp_path: Path)
 def test_no_files_is_a_render_error() -> None:
     with pytest.raises(RenderError, match="no input files"):
         render_files([])
+
+
+def test_a_document_with_no_name_is_one_line_and_the_rest_renders(tmp_path: Path) -> None:
+    path = tmp_path / "in.yaml"
+    nameless = "apiVersion: monitoring.coreos.com/v1\nkind: PodMonitor\nspec:\n  podMetricsEndpoints: []\n"
+    path.write_text(nameless + "---\n" + _sm("web") + "---\n" + PC.format(name="main"))
+    rendered = render_files([str(path)])
+    assert _jobs(rendered.text) == ["serviceMonitor/shop/web/0"]
+    assert rendered.warnings == (f"{path}: document 1: ignored PodMonitor with no metadata.name",)
+
+
+def test_an_object_given_twice_is_one_line_and_the_first_counts(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(_sm("web") + "---\n" + PC.format(name="main"))
+    b.write_text(_sm("web", extra="    path: /other\n"))
+    rendered = render_files([str(a), str(b)])
+    (job,) = yaml.safe_load(rendered.text)["scrape_configs"]
+    assert "metrics_path" not in job
+    assert rendered.warnings == (
+        f"{b}: document 1: ignored ServiceMonitor shop/web, given again (first in {a}: document 1)",
+    )
+
+
+def test_secrets_and_configmaps_in_the_input_feed_the_lookups(tmp_path: Path) -> None:
+    path = tmp_path / "in.yaml"
+    monitor = _sm(
+        "web",
+        extra="    basicAuth:\n      username: {name: auth, key: user}\n      password: {name: auth, key: pass}\n"
+        "    tlsConfig:\n      ca: {configMap: {name: ca, key: ca.crt}}\n",
+    )
+    secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: auth, namespace: shop}\n"
+    secret += "stringData: {user: alice}\ndata: {pass: c2VjcmV0}\n"
+    configmap = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: shop}\ndata: {ca.crt: PEM}\n"
+    )
+    path.write_text("---\n".join([monitor, secret, configmap, PC.format(name="main")]))
+    rendered = render_files([str(path)])
+    (job,) = yaml.safe_load(rendered.text)["scrape_configs"]
+    assert job["basic_auth"] == {"username": "alice", "password": "secret"}
+    assert job["tls_config"] == {"ca_file": "/etc/prometheus/certs/1_shop_ca_ca.crt"}
+    assert rendered.warnings == ()

@@ -110,6 +110,11 @@ class Kubelet:
         return projected
 
 
+def _expanded(projected: str) -> str:
+    """The projection as the reloader renders it in the pod (one shard: SHARD is 0)."""
+    return projected.replace("$(POD_NAME)", POD_NAME).replace("$(SHARD)", "0")
+
+
 def jobs(config_yaml: str) -> list[str]:
     return [job["job_name"] for job in yaml.safe_load(config_yaml).get("scrape_configs") or []]
 
@@ -142,7 +147,7 @@ async def test_operator_secret_flows_through_the_reloader_into_prometheus(
                     f"--config-envsubst-file={out}",
                     f"--reload-url={prometheus.reload_url}",
                     "--delay-interval=100ms",
-                    env={"POD_NAME": POD_NAME},
+                    env={"POD_NAME": POD_NAME, "SHARD": "0"},
                 )
 
                 in_force = await poll(
@@ -151,10 +156,15 @@ async def test_operator_secret_flows_through_the_reloader_into_prometheus(
                     "the operator's job in Prometheus",
                 )
                 loaded = yaml.safe_load(in_force)
-                assert loaded["global"]["external_labels"] == {"cluster": "chain-test", "replica": POD_NAME}
+                assert loaded["global"]["external_labels"] == {
+                    "cluster": "chain-test",
+                    "prometheus": "default/main",
+                    "prometheus_replica": POD_NAME,
+                    "replica": POD_NAME,
+                }
                 assert jobs(in_force) == ["serviceMonitor/default/api/0"]
                 # What the reloader wrote is the projection, byte for byte, with $(POD_NAME) expanded.
-                assert out.read_text() == projected.replace("$(POD_NAME)", POD_NAME)
+                assert out.read_text() == _expanded(projected)
 
                 # A new ServiceMonitor in the API flows all the way through.
                 kube.create(service_monitor("db", "metrics"))
@@ -170,7 +180,7 @@ async def test_operator_secret_flows_through_the_reloader_into_prometheus(
                     "the new job in Prometheus",
                 )
                 assert jobs(in_force) == ["serviceMonitor/default/api/0", "serviceMonitor/default/db/0"]
-                assert out.read_text() == projected.replace("$(POD_NAME)", POD_NAME)
+                assert out.read_text() == _expanded(projected)
                 assert prometheus.metric("prometheus_config_last_reload_successful") == 1.0
                 assert reloader.alive()
         finally:

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from config_operator.generate import compress
 from config_operator.render import render_files
+from reloader.render import Expansion, render
 from tests.support.filesd import (
     Cluster,
     Container,
@@ -336,7 +338,10 @@ def test_relabeling_in_real_prometheus(case: str, tmp_path: Path, prometheus_fac
     written = write_targets(config, CLUSTER, targets_dir)
     assert set(written) == set(expected.kept), "the case's jobs changed; update the expectations"
     config_path = tmp_path / "prometheus.yaml"
-    config_path.write_text(to_file_sd(config, targets_dir))
+    # As config-reloader renders it in a pod of the one shard there is: $(SHARD) is 0.
+    env = {"POD_NAME": "prometheus-main-0", "SHARD": "0"}
+    swapped = compress(to_file_sd(config, targets_dir).encode())
+    config_path.write_bytes(b"".join(render([swapped], env, Expansion(), source=case, strict=True)))
     prom = prometheus_factory(config_path)
 
     def dropped_in(job: str, dropped: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -101,9 +101,14 @@ def cr_errors(body: dict[str, Any], definitions: dict[tuple[str, str], dict[str,
 
 def structural_errors(schema: dict[str, Any], path: str = "") -> list[str]:
     """The parts of an openAPIV3Schema that break Kubernetes' structural-schema rules we rely on:
-    every node has a type (unless it preserves unknown fields), and properties sit only on objects."""
+    every node has a type (unless it preserves unknown fields or is int-or-string), and properties sit only
+    on objects."""
     found: list[str] = []
-    if "type" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+    # An int-or-string node (x-kubernetes-int-or-string) is the one typed node allowed no type.
+    untyped_ok = schema.get("x-kubernetes-preserve-unknown-fields") or schema.get(
+        "x-kubernetes-int-or-string"
+    )
+    if "type" not in schema and not untyped_ok:
         found.append(f"{path or '<root>'}: no type")
     if "properties" in schema and schema.get("type") != "object":
         found.append(f"{path}: properties on a non-object")

@@ -18,7 +18,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from config_operator.generate import ENDPOINT_FIELDS, POD_MONITOR_FIELDS, SERVICE_MONITOR_FIELDS, SPEC_FIELDS
+from config_operator.generate import (
+    POD_METRICS_ENDPOINT_FIELDS,
+    POD_MONITOR_FIELDS,
+    SERVICE_MONITOR_ENDPOINT_FIELDS,
+    SERVICE_MONITOR_FIELDS,
+    SPEC_FIELDS,
+)
 from tests.examples import manifests as m
 from tests.examples import systemd
 from tests.support import filesd, procs
@@ -64,6 +70,8 @@ def test_the_examples_have_what_the_issue_asks_for() -> None:
         "prometheusconfigs.reloader.dev",
         "servicemonitors.monitoring.coreos.com",
         "podmonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+        "probes.monitoring.coreos.com",
     }
 
 
@@ -74,7 +82,7 @@ def test_manifest_validates_against_kubernetes_schemas(doc: m.Doc) -> None:
 
 def test_the_kubernetes_schemas_catch_a_broken_manifest() -> None:
     """The validation above can fail: a misspelled field and a wrong type are refused."""
-    (sts,) = [d.body for d in BUILTIN if d.kind == "StatefulSet"]
+    (sts,) = [d.body for d in BUILTIN if d.kind == "StatefulSet" and d.path.parent == SIDECAR]
     misspelled = copy.deepcopy(sts)
     misspelled["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -91,8 +99,14 @@ def test_custom_resource_validates_against_its_crd(doc: m.Doc) -> None:
 
 
 def test_every_custom_kind_of_ours_has_its_crd_here() -> None:
-    assert {d.kind for d in CUSTOM} == {"PrometheusConfig", "ServiceMonitor", "PodMonitor"}
-    assert [(d.body["apiVersion"], d.kind) for d in FOREIGN] == [("monitoring.coreos.com/v1", "Prometheus")]
+    assert {d.kind for d in CUSTOM} == {
+        "PrometheusConfig",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "Probe",
+    }
+    assert {(d.body["apiVersion"], d.kind) for d in FOREIGN} == {("monitoring.coreos.com/v1", "Prometheus")}
 
 
 @pytest.mark.parametrize("doc", FOREIGN, ids=lambda d: d.where)
@@ -114,7 +128,7 @@ def test_prometheus_containers_override_is_valid(doc: m.Doc) -> None:
 
 
 def _sample(kind: str) -> dict[str, Any]:
-    (body,) = [d.body for d in CUSTOM if d.kind == kind]
+    (body,) = [d.body for d in CUSTOM if d.kind == kind and d.path.parent == OPERATOR / "samples"]
     return copy.deepcopy(body)
 
 
@@ -153,6 +167,19 @@ BAD = [
     ("PodMonitor", "spec.podMetricsEndpoints.0.honorLabels", "no", "honorLabels"),
     ("PodMonitor", "spec.podMetricsEndpoints.0.relabelings.0.sourceLabels", ["bad-label"], "sourceLabels"),
     ("PodMonitor", "apiVersion", "monitoring.coreos.com/v2", "no CRD serves"),
+    ("PrometheusRule", "spec.groups.0.name", None, "'name' is a required property"),
+    ("PrometheusRule", "spec.groups.0.rules.0.for", "5 minutes", "spec.groups.0.rules.0.for"),
+    ("PrometheusRule", "spec.groups.0.rules.1.expr", None, "'expr' is a required property"),
+    ("Probe", "spec.prober.url", None, "'url' is a required property"),
+    ("Probe", "spec.prober.scheme", "ftp", "ftp"),
+    (
+        "Probe",
+        "spec.targets.staticConfig.static",
+        "https://one.example.com",
+        "spec.targets.staticConfig.static",
+    ),
+    ("PrometheusConfig", "spec.serviceDiscoveryRole", "Pods", "Pods"),
+    ("PrometheusConfig", "spec.alerting.alertmanagers.0.timeout", "soon", "timeout"),
 ]
 
 
@@ -189,14 +216,24 @@ def test_prometheusconfig_crd() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "endpoints", "fields"),
+    ("name", "endpoints", "fields", "endpoint_fields"),
     [
-        ("servicemonitors.monitoring.coreos.com", "endpoints", SERVICE_MONITOR_FIELDS),
-        ("podmonitors.monitoring.coreos.com", "podMetricsEndpoints", POD_MONITOR_FIELDS),
+        (
+            "servicemonitors.monitoring.coreos.com",
+            "endpoints",
+            SERVICE_MONITOR_FIELDS,
+            SERVICE_MONITOR_ENDPOINT_FIELDS,
+        ),
+        (
+            "podmonitors.monitoring.coreos.com",
+            "podMetricsEndpoints",
+            POD_MONITOR_FIELDS,
+            POD_METRICS_ENDPOINT_FIELDS,
+        ),
     ],
 )
 def test_monitor_crd_covers_the_subset_the_operator_reads(
-    name: str, endpoints: str, fields: frozenset[str]
+    name: str, endpoints: str, fields: frozenset[str], endpoint_fields: frozenset[str]
 ) -> None:
     # Exactly what generation accepts: a field the CRD admits but generation rejects (or the reverse)
     # would surprise users of clusters without prometheus-operator.
@@ -206,7 +243,28 @@ def test_monitor_crd_covers_the_subset_the_operator_reads(
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert set(spec) == fields
     assert set(spec["namespaceSelector"]["properties"]) == {"any", "matchNames"}
-    assert set(spec[endpoints]["items"]["properties"]) == ENDPOINT_FIELDS
+    assert set(spec[endpoints]["items"]["properties"]) == endpoint_fields
+    # What the operator does not support reaches it (and is rejected with an Event) instead of being pruned.
+    assert version["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"]
+    assert spec[endpoints]["items"]["x-kubernetes-preserve-unknown-fields"]
+
+
+def test_probe_and_prometheusrule_crds_cover_what_the_operator_reads() -> None:
+    from config_operator.generate.probes import PROBE_FIELDS, PROBER_FIELDS
+    from config_operator.generate.rules import GROUP_FIELDS, RULE_FIELDS
+
+    def spec_of(name: str) -> dict[str, Any]:
+        (crd,) = [d.body for d in CRD_DOCS if d.body["metadata"]["name"] == name]
+        (version,) = crd["spec"]["versions"]
+        return dict(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+
+    probe = spec_of("probes.monitoring.coreos.com")
+    assert set(probe["properties"]) == PROBE_FIELDS
+    assert set(probe["properties"]["prober"]["properties"]) == PROBER_FIELDS
+    assert probe["properties"]["prober"]["properties"]["path"]["default"] == "/probe"
+    group = spec_of("prometheusrules.monitoring.coreos.com")["properties"]["groups"]["items"]
+    assert set(group["properties"]) == GROUP_FIELDS
+    assert set(group["properties"]["rules"]["items"]["properties"]) == RULE_FIELDS
 
 
 # --- the sidecar example ---------------------------------------------------------------------------
@@ -269,7 +327,10 @@ def test_sidecar_statefulset_runs_config_reloader_like_prometheus_operator() -> 
     assert mounts["prometheus-rulefiles-0"] == "/etc/prometheus/rules/prometheus-rulefiles-0"
 
 
-@pytest.mark.parametrize(("folder", "kind"), [(SIDECAR, "StatefulSet"), (OPERATOR, "Deployment")])
+@pytest.mark.parametrize(
+    ("folder", "kind"),
+    [(SIDECAR, "StatefulSet"), (OPERATOR, "Deployment"), (OPERATOR / "prometheus", "StatefulSet")],
+)
 def test_every_container_is_locked_down(folder: Path, kind: str) -> None:
     pod = _one(folder, kind)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -394,11 +455,25 @@ def test_operator_samples_render_to_a_config_promtool_accepts(tmp_path: Path) ->
     accepted, and the result passes promtool (after the file_sd swap: Debian's build has no Kubernetes
     discovery)."""
     samples = OPERATOR / "samples"
-    files = ["prometheusconfig.yaml", "servicemonitor.yaml", "podmonitor.yaml", "namespace.yaml"]
+    files = [
+        "prometheusconfig.yaml",
+        "servicemonitor.yaml",
+        "podmonitor.yaml",
+        "namespace.yaml",
+        "prometheusrule.yaml",
+        "probe.yaml",
+    ]
     header = (samples / "prometheusconfig.yaml").read_text()
     assert all(f"-f {name}" in header for name in files)
+    assert "--rules-dir rules" in header
+    rules_dir = tmp_path / "rules"
     done = subprocess.run(
-        [str(BIN.parent / "config-operator"), "render", *(a for name in files for a in ("-f", name))],
+        [
+            str(BIN.parent / "config-operator"),
+            "render",
+            *(a for name in files for a in ("-f", name)),
+            f"--rules-dir={rules_dir}",
+        ],
         cwd=samples,
         capture_output=True,
         text=True,
@@ -410,9 +485,152 @@ def test_operator_samples_render_to_a_config_promtool_accepts(tmp_path: Path) ->
     assert [job["job_name"] for job in config["scrape_configs"]] == [
         "serviceMonitor/shop/checkout/0",
         "podMonitor/monitoring/batch-workers/0",
+        "probe/monitoring/websites",
     ]
+    assert config["rule_files"] == ["/etc/prometheus/rules/prometheus-main-rulefiles-0/*.yaml"]
+    (rule_file,) = (rules_dir / "prometheus-main-rulefiles-0").iterdir()
+    assert rule_file.name.startswith("monitoring-checkout-rules-")
     swapped = tmp_path / "prometheus.yaml"
-    swapped.write_text(filesd.to_file_sd(done.stdout, tmp_path / "targets"))
+    # The rule files where --rules-dir put them, so that promtool checks them too.
+    text = done.stdout.replace("/etc/prometheus/rules/", f"{rules_dir}/")
+    swapped.write_text(filesd.to_file_sd(text, tmp_path / "targets"))
     promtool = procs.require_binary(procs.PROMTOOL)
     checked = subprocess.run([promtool, "check", "config", str(swapped)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 2 rules found" in checked.stdout + checked.stderr
+
+
+def test_operator_prometheus_mounts_and_watches_the_rule_configmaps() -> None:
+    """The example Prometheus mounts each rule ConfigMap the sample PrometheusConfig gets where its
+    rule_files look, and its config-reloader watches each of those directories."""
+    from config_operator.render import render_files
+
+    samples = OPERATOR / "samples"
+    rendered = render_files(
+        [str(samples / f) for f in ("prometheusconfig.yaml", "namespace.yaml", "prometheusrule.yaml")]
+    )
+    assert rendered.rules is not None
+    pod = _one(OPERATOR / "prometheus", "StatefulSet")["spec"]["template"]["spec"]
+    containers = _containers(pod)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == "prometheus-main"
+    mounted = {
+        v["configMap"]["name"]: v["name"]
+        for v in pod["volumes"]
+        if "configMap" in v and v["configMap"]["optional"]
+    }
+    wanted = [cm.name for cm in rendered.rules.config_maps]
+    # Every ConfigMap the operator writes now, and room for the rules to grow.
+    assert set(wanted) < set(mounted)
+    for entry in yaml.safe_load(rendered.text)["rule_files"]:
+        directory = entry.removesuffix("/*.yaml")
+        cm = directory.rsplit("/", 1)[1]
+        for name in ("prometheus", "config-reloader", "init-config-reloader"):
+            mounts = {m["name"]: m["mountPath"] for m in containers[name]["volumeMounts"]}
+            assert mounts[mounted[cm]] == directory, name
+    for cm in mounted:
+        for name in ("config-reloader", "init-config-reloader"):
+            assert f"--watched-dir=/etc/prometheus/rules/{cm}" in containers[name]["args"], name
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(240)
+def test_operator_prometheus_example_loads_the_rules_from_prometheusrules(
+    tmp_path: Path, prometheus_factory: Any
+) -> None:
+    """The example Prometheus of the operator example, its reloader args as written (paths moved into
+    tmp_path), on what config-operator makes of the samples: the Secret's config and the rule
+    ConfigMaps (from ``render --rules-dir``), each laid out where the StatefulSet mounts it (an optional
+    ConfigMap that does not exist is an empty directory). Prometheus evaluates the sample's rules."""
+    samples = OPERATOR / "samples"
+    out_rules = tmp_path / "rendered-rules"
+    files = [
+        "prometheusconfig.yaml",
+        "servicemonitor.yaml",
+        "podmonitor.yaml",
+        "namespace.yaml",
+        "prometheusrule.yaml",
+    ]
+    done = subprocess.run(
+        [
+            str(BIN.parent / "config-operator"),
+            "render",
+            *(a for f in files for a in ("-f", f)),
+            f"--rules-dir={out_rules}",
+        ],
+        cwd=samples,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    etc = tmp_path / "etc" / "prometheus"
+    pod = _one(OPERATOR / "prometheus", "StatefulSet")["spec"]["template"]["spec"]
+    containers = _containers(pod)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # The kubelet's part: each volume where the reloader containers mount it.
+    for mount in containers["config-reloader"]["volumeMounts"]:
+        path = Path(mount["mountPath"].replace("/etc/prometheus", str(etc)))
+        path.mkdir(parents=True, exist_ok=True)
+        cm = volumes[mount["name"]].get("configMap")
+        if cm is not None and (out_rules / cm["name"]).is_dir():
+            for rule_file in (out_rules / cm["name"]).iterdir():
+                (path / rule_file.name).write_bytes(rule_file.read_bytes())
+    targets = tmp_path / "targets"
+    config_text = filesd.to_file_sd(done.stdout, targets).replace("/etc/prometheus", str(etc))
+    for job in yaml.safe_load(config_text)["scrape_configs"]:
+        if "file_sd_configs" in job:
+            targets.mkdir(exist_ok=True)
+            filesd.target_file(targets, job["job_name"]).write_text("[]")
+    secret_mount = next(m for m in containers["config-reloader"]["volumeMounts"] if m["name"] == "config")
+    (Path(secret_mount["mountPath"].replace("/etc/prometheus", str(etc))) / "prometheus.yaml.gz").write_bytes(
+        gzip.compress(config_text.encode(), mtime=0)
+    )
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env.update({"POD_NAME": "prometheus-0", "SHARD": "0"})
+    paths = {"/etc/prometheus": str(etc)}
+    init = subprocess.run(
+        [str(BIN), *_rewrite_all(containers["init-config-reloader"]["args"], paths)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert init.returncode == 0, init.stdout + init.stderr
+    target = prometheus_factory(etc / "config_out" / "prometheus.env.yaml")
+    port = procs.free_port()
+    sidecar_args = _rewrite_all(
+        containers["config-reloader"]["args"],
+        {
+            **paths,
+            "127.0.0.1:9090": target.url.removeprefix("http://"),
+            "--listen-address=:8080": f"--listen-address=127.0.0.1:{port}",
+        },
+    )
+    log_path = tmp_path / "sidecar.log"
+    with log_path.open("wb") as logf:
+        proc = subprocess.Popen([str(BIN), *sidecar_args], env=env, stdout=logf, stderr=subprocess.STDOUT)
+    try:
+
+        def groups() -> dict[str, list[str]]:
+            assert proc.poll() is None, log_path.read_text()
+            data = target.get_json("/api/v1/rules")["data"]["groups"]
+            return {g["name"]: [r["name"] for r in g["rules"]] for g in data}
+
+        loaded = procs.wait_for(
+            lambda: groups().get("checkout"), timeout_s=60, what="the sample's rule group"
+        )
+        assert loaded == ["job:http_requests:rate5m", "CheckoutDown"]
+        procs.wait_for(
+            lambda: procs.http_get(f"http://127.0.0.1:{port}/readyz", timeout_s=2.0)[0] == 200,
+            timeout_s=60,
+            what="the sidecar ready",
+        )
+        assert target.metric("prometheus_config_last_reload_successful") == 1.0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

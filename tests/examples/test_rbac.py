@@ -3,9 +3,14 @@
 The operator runs as the Deployment runs it (its args, two replicas, leader election on), as real
 processes, against the fake API server (tests/fakekube), which records every call as (verb, apiGroup,
 resource, subresource, namespace). The scenario covers what the operator does in a cluster: it lists and
-watches everything, reads the Secret an additionalScrapeConfigs names, creates and then updates the
-generated Secret, patches status, posts Events (one for a rejected monitor), and campaigns for the Lease.
+watches everything, reads the Secret an additionalScrapeConfigs names and the Secret and ConfigMap a
+monitor names, creates and then updates the generated Secrets (the config, the tls-assets shard),
+creates, updates and deletes rule ConfigMaps, patches status, posts Events (one for a rejected monitor),
+and campaigns for the Lease.
 Then the recorded calls and the rules are compared both ways: every call is allowed, every rule is used.
+Each replica sends its own bearer token (its kubeconfig's), so the fake server records who made each
+call: every replica's calls are checked against the rules on their own, and only the Lease holder of
+the moment wrote anything but the Lease.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import yaml
 
 from tests.fakekube import FakeKube
 from tests.support import procs
+from tests.support.chaos import overlapping_writers
 from tests.support.operator_run import secret_config
 from tests.support.polling import eventually
 from tests.support.rbac import OPERATOR, Call, Rule, compare, operator_manifests, operator_rules
@@ -108,8 +114,52 @@ def _seed(kube: FakeKube, operator_namespace: str) -> None:
             "data": {"jobs.yaml": base64.b64encode(jobs.encode()).decode()},
         }
     )
-    kube.create(_load("servicemonitor.yaml"))
+    # The monitor reads a CA from a ConfigMap and a password from a Secret: get configmaps and secrets.
+    checkout = _load("servicemonitor.yaml")
+    checkout["spec"]["endpoints"][0]["tlsConfig"] = {
+        "ca": {"configMap": {"name": "checkout-ca", "key": "ca.crt"}}
+    }
+    checkout["spec"]["endpoints"][0]["basicAuth"] = {
+        "username": {"name": "checkout-auth", "key": "user"},
+        "password": {"name": "checkout-auth", "key": "password"},
+    }
+    kube.create(checkout)
+    ns = checkout["metadata"]["namespace"]
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "checkout-ca", "namespace": ns},
+            "data": {"ca.crt": "CA"},
+        }
+    )
+    auth = {"user": base64.b64encode(b"scraper").decode(), "password": base64.b64encode(b"pw").decode()}
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "checkout-auth", "namespace": ns},
+            "data": auth,
+        }
+    )
     kube.create(_load("podmonitor.yaml"))
+    kube.create(_load("prometheusrule.yaml"))
+    # A rule ConfigMap left over from when the rules needed two: the operator deletes it.
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "prometheus-main-rulefiles-1",
+                "namespace": "monitoring",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "config-operator",
+                    "reloader.dev/prometheusconfig": "main",
+                },
+            },
+            "data": {"old.yaml": "groups: []\n"},
+        }
+    )
     # Rejected as prometheus-operator would: its scrapeTimeout is longer than its interval.
     bad = copy.deepcopy(_load("servicemonitor.yaml"))
     bad["metadata"]["name"] = "too-slow"
@@ -120,6 +170,15 @@ def _seed(kube: FakeKube, operator_namespace: str) -> None:
 def _kubelet_args(container: dict[str, Any], env: dict[str, str]) -> list[str]:
     """The container's args with $(VAR) expanded from its env, as the kubelet does."""
     return [re.sub(r"\$\(([A-Za-z0-9_]+)\)", lambda mt: env.get(mt[1], mt[0]), a) for a in container["args"]]
+
+
+def _kubeconfig_with_token(kube: FakeKube, tmp_path: Path, token: str) -> Path:
+    """A kubeconfig of the fake server whose user is ``token``: the server records it as the caller."""
+    doc = yaml.safe_load(kube.kubeconfig(namespace="default"))
+    doc["users"][0]["user"] = {"token": token}
+    path = tmp_path / f"kubeconfig-{token}"
+    path.write_text(yaml.safe_dump(doc))
+    return path
 
 
 def _config(kube: FakeKube) -> str:
@@ -136,12 +195,12 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
 
     async with FakeKube.running(bookmark_interval_s=0.5) as kube:
         _seed(kube, namespace)
-        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
         running: list[tuple[asyncio.subprocess.Process, Path]] = []
         ports: list[int] = []
         try:
             for i in range(replicas):
                 pod_env = {"POD_NAME": f"config-operator-{i}", "POD_NAMESPACE": namespace}
+                kubeconfig = _kubeconfig_with_token(kube, tmp_path, pod_env["POD_NAME"])
                 port = procs.free_port()
                 args = [
                     a if not a.startswith("--listen-address=") else f"--listen-address=127.0.0.1:{port}"
@@ -188,6 +247,29 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
 
             await eventually(reconciled, "the Reconciled condition", WAIT_S, detail=logs)
 
+            def rule_configmaps() -> list[str]:
+                return [cm["metadata"]["name"] for cm in kube.list("configmaps", "monitoring")]
+
+            await eventually(
+                lambda: rule_configmaps() == ["prometheus-main-rulefiles-0"],
+                "the rule ConfigMap written and the stale one deleted",
+                WAIT_S,
+                detail=logs,
+            )
+            # A rule change: the rule ConfigMap is updated.
+            rule = kube.get("prometheusrules.monitoring.coreos.com", "monitoring", "checkout-rules")
+            rule["spec"]["groups"][0]["rules"][0]["expr"] = "vector(1)"
+            kube.update(rule)
+            await eventually(
+                lambda: (
+                    "vector(1)"
+                    in str(kube.get("configmaps", "monitoring", "prometheus-main-rulefiles-0")["data"])
+                ),
+                "the rule ConfigMap to follow the PrometheusRule",
+                WAIT_S,
+                detail=logs,
+            )
+
             # An update: the Secret is rewritten (update), a namespace relabelled.
             sm = kube.get(SMS, "shop", "checkout")
             sm["spec"]["endpoints"][0]["path"] = "/internal/metrics"
@@ -229,7 +311,20 @@ async def test_rbac_covers_exactly_the_calls_the_operator_makes(tmp_path: Path) 
                     codes.append(await proc.wait())
         assert codes == [0] * replicas, logs()
         calls: set[Call] = {tuple(c) for c in kube.calls}  # type: ignore[misc]
+        identities = [f"config-operator-{i}" for i in range(replicas)]
+        by_replica = {name: {tuple(c) for c in kube.calls_by(name)} for name in identities}
+        writes = kube.writes
 
-    denied, unused = compare(operator_rules(), calls)
+    # Every call came from a replica, under its own name, and each of them made some.
+    assert set(kube.identities) == set(identities)
+    assert all(by_replica.values())
+    rules = operator_rules()
+    for name, own in by_replica.items():
+        denied, _ = compare(rules, own)  # type: ignore[arg-type]
+        assert denied == set(), f"{name}: calls the RBAC in rbac.yaml would deny: {sorted(denied)}"
+    assert overlapping_writers(writes, set(identities)) == []
+    writers = {w.identity for w in writes if w.resource == "secrets"}
+    assert len(writers) == 1, f"one leader wrote the Secret, not {writers}"
+    denied, unused = compare(rules, calls)
     assert denied == set(), f"calls the RBAC in rbac.yaml would deny: {sorted(denied)}"
     assert unused == set(), f"grants in rbac.yaml the operator never used: {sorted(unused)}"

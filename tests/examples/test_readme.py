@@ -67,7 +67,8 @@ def test_operator_flag_table_is_the_run_command() -> None:
 def test_reloader_metric_table_is_the_registry() -> None:
     table = first_column(section("config-reloader metrics and endpoints"), "metric")
     registry = new_metrics("http").registry
-    assert table - {"process_*"} == exported(registry, "reloader_")
+    ours = exported(registry, "reloader_") | exported(registry, "prometheus_config_reloader_")
+    assert table - {"process_*"} == ours
     assert "process_*" in table and exported(registry, "process_")
 
 
@@ -103,3 +104,36 @@ def test_the_two_commands_are_introduced() -> None:
     intro = README.split("\n## ", 1)[0]
     assert "config-reloader" in intro and "config-operator" in intro
     assert "pip install .  " in intro and "pip install '.[operator]'" in intro
+
+
+def _supported(text: str, header: str) -> tuple[set[str], set[str]]:
+    """Top-level field names (not those in parentheses or after a colon) of a field table's rows: those
+    config-operator supports ("yes" in its column), and the others."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header}"))
+    yes: set[str] = set()
+    other: set[str] = set()
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = line.split("|")
+        cell = re.sub(r"\([^)]*\)", "", cells[1]).split(":")[0]
+        (yes if cells[3].strip().startswith("yes") else other).update(re.findall(r"`([^`]+)`", cell))
+    return yes, other
+
+
+def test_monitor_field_tables_are_what_generation_reads() -> None:
+    from config_operator.generate import (
+        POD_METRICS_ENDPOINT_FIELDS,
+        POD_MONITOR_FIELDS,
+        SERVICE_MONITOR_ENDPOINT_FIELDS,
+        SERVICE_MONITOR_FIELDS,
+    )
+
+    text = section("config-operator")
+    spec_yes, spec_other = _supported(text, "monitor spec field")
+    assert spec_yes == SERVICE_MONITOR_FIELDS | POD_MONITOR_FIELDS
+    assert not spec_other & spec_yes
+    endpoint_yes, endpoint_other = _supported(text, "endpoint field")
+    assert endpoint_yes == SERVICE_MONITOR_ENDPOINT_FIELDS | POD_METRICS_ENDPOINT_FIELDS
+    assert endpoint_other == set()

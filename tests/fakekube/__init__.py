@@ -39,16 +39,21 @@ Standalone, from the repo root (plain http, no auth)::
   - ``apply(obj)``: create, or replace unconditionally (and set .status if given): a test convenience.
   - ``patch(ref, namespace, name, patch, *, patch_type="merge" | "strategic" | "json")``.
   - ``delete(ref, namespace, name)``: also deletes objects whose ownerReferences all point at it
-    (as the garbage collector would), and a Namespace's contents.
+    (as the garbage collector would), and a Namespace's contents. An object written (either way) with
+    ownerReferences none of which exists any more is deleted at once, as the garbage collector would
+    a moment later.
   - ``resource_version -> int``: the latest resourceVersion handed out.
+  - ``install_crd(crd)``: later writes of that resource are pruned (and defaulted) against the CRD's
+    openAPIV3Schema, as a real API server does (tests/fakekube/pruning.py).
   Namespace ("" for cluster-scoped resources) is always positional. Objects are returned as copies.
 - Faults:
-  - ``fail_next(count=1, *, verb=None, resource=None, path=None, code=500) -> Fault``: the next
+  - ``fail_next(count=1, *, verb=None, resource=None, path=None, code=500, identity=None) -> Fault``: the next
     `count` matching requests get a Status with that code and its usual reason (500 InternalError,
     409 Conflict, 503 ServiceUnavailable, ...); a watch failed with 410 gets 200 and one ERROR event,
     as from a real server. verb is RBAC's (get, list, watch, create, update, patch, delete); resource
     a plural or a ref; path a regex searched in the URL path. Faults apply in order of adding.
-  - ``add_latency(delay_s, *, verb=None, resource=None, path=None, count=None) -> Fault``.
+  - ``add_latency(delay_s, *, verb=None, resource=None, path=None, count=None, identity=None) -> Fault``.
+    ``identity`` aims either at one caller (see ``identity_of`` below).
   - ``clear_faults()``.
   - ``drop_watches() -> int``: close every open watch stream (a clean end of stream).
   - ``expire_watches() -> int``: compact history, then end each open watch with an ERROR event
@@ -64,6 +69,12 @@ Standalone, from the repo root (plain http, no auth)::
     namespace)`` is a NamedTuple (equal to a plain 5-tuple). namespace is "" for cluster-wide and
     cluster-scoped requests, except that a request on one Namespace has its own name there (as RBAC
     sees it). Discovery requests are not logged.
+  - Who called: ``identity_of(headers)`` is the bearer token, else the User-Agent, else
+    ``ANONYMOUS`` (no authentication: a kubeconfig with ``token: replica-0`` names a replica).
+    ``identities -> list[str]`` (in order of first call), ``calls_by(identity) -> list[ApiCall]``,
+    and ``writes -> list[Write]``: every successful create/update/patch/delete over HTTP with its
+    identity, ref, subresource, namespace, name, the stored object and the loop time (``at_s``), so
+    a test can tell that two replicas never wrote at once. ``clear_calls()`` empties all of these.
   - ``open_watches -> int``; ``await wait_for_watches(count, *, resource=None, timeout_s=30.0)``.
 - ``ApiError(code, reason, message)`` (store.py) is what the Python methods raise; ``.status()`` gives
   the Status object.
@@ -107,10 +118,11 @@ HTTP semantics:
 
 from .resources import RESOURCES, ResourceType
 from .selectors import SelectorError, labels_match, parse_field_selector, parse_label_selector
-from .server import ApiCall, FakeKube, Fault, kubeconfig
+from .server import ANONYMOUS, ApiCall, FakeKube, Fault, Write, identity_of, kubeconfig
 from .store import ApiError
 
 __all__ = [
+    "ANONYMOUS",
     "RESOURCES",
     "ApiCall",
     "ApiError",
@@ -118,6 +130,8 @@ __all__ = [
     "Fault",
     "ResourceType",
     "SelectorError",
+    "Write",
+    "identity_of",
     "kubeconfig",
     "labels_match",
     "parse_field_selector",

@@ -51,6 +51,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     ResourceType("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", custom=True),
     ResourceType("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", custom=True),
+    ResourceType("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", custom=True),
+    ResourceType("monitoring.coreos.com", "v1", "probes", "Probe", custom=True),
 )
 
 

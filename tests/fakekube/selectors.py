@@ -86,9 +86,8 @@ def _parse_clause(raw: str) -> Requirement:
     if not clause:
         raise SelectorError("empty requirement in label selector")
     if m := _SET_CLAUSE.match(clause):
+        # "k in ()" is "k in ('')", as apimachinery parses it: the empty string is a label value.
         values = [v.strip() for v in m["values"].split(",")]
-        if values == [""]:
-            raise SelectorError(f"{m['op']} needs at least one value in {clause!r}")
         op: Operator = "in" if m["op"] == "in" else "notin"
         return Requirement(
             _check_key(m["key"], clause), op, frozenset(_check_value(v, clause) for v in values)

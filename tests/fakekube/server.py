@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import yaml
 from aiohttp import web
 
+from . import pruning
 from . import resources as res
 from .resources import RESOURCES, ResourceType
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -64,6 +65,40 @@ class ApiCall(NamedTuple):
     """"" for cluster-wide requests; for namespaces themselves, the namespace's name (as RBAC sees it)."""
 
 
+class Write(NamedTuple):
+    """One successful write through the HTTP API, and who made it."""
+
+    identity: str
+    """Who sent it: see ``identity_of``."""
+    verb: str
+    """create, update, patch or delete."""
+    resource: str
+    """kubectl-style ref, e.g. "secrets" or "leases.coordination.k8s.io"."""
+    subresource: str
+    namespace: str
+    name: str
+    object: Obj
+    """The object as stored after the write (for a delete, as it was last)."""
+    at_s: float
+    """The event loop's clock when the write was served."""
+
+
+ANONYMOUS = "system:anonymous"
+
+
+def identity_of(headers: Any) -> str:
+    """Who a request comes from: its bearer token, else its User-Agent, else system:anonymous.
+
+    There is no authentication here; the token is only a name, so a test can give each operator
+    replica its own (a kubeconfig with ``token: replica-0``) and tell their requests apart.
+    """
+    auth = str(headers.get("Authorization", ""))
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return str(headers.get("User-Agent", "")) or ANONYMOUS
+
+
 @dataclass
 class Fault:
     """An injected fault: requests that match get a delay, or fail with a Status of that code."""
@@ -76,10 +111,14 @@ class Fault:
     delay_s: float
     remaining: int | None
     """How many more requests it applies to; None for no limit."""
+    identity: str | None = None
+    """Only requests from this caller (see ``identity_of``); None for everybody."""
 
-    def matches(self, call: ApiCall, path: str) -> bool:
+    def matches(self, call: ApiCall, path: str, identity: str = ANONYMOUS) -> bool:
         """Whether this request is one the fault is aimed at."""
         if self.remaining is not None and self.remaining <= 0:
+            return False
+        if self.identity is not None and identity != self.identity:
             return False
         if self.verb is not None and call.verb != self.verb:
             return False
@@ -132,6 +171,8 @@ class FakeKube:
         self.bookmark_interval_s = bookmark_interval_s
         """Seconds between BOOKMARK events on watches that allow them; settable at any time."""
         self._calls: list[ApiCall] = []
+        self._callers: list[str] = []  # identity_of() of each entry of _calls
+        self._writes: list[Write] = []
         self._faults: list[Fault] = []
         self._hang_next_watches = 0
         self._runner: web.AppRunner | None = None
@@ -267,6 +308,15 @@ class FakeKube:
         """Delete an object (and, as the garbage collector would, objects it owns alone)."""
         return self.store.delete(res.by_ref(ref), namespace, name)
 
+    def install_crd(self, crd: Obj) -> None:
+        """Prune (and default) later writes of the CRD's resource against its schema, as a real API
+        server does; objects already stored are left alone, as there."""
+        for (group, version, plural), schema in pruning.crd_schemas(crd).items():
+            resource = res.by_path(group, version, plural)
+            if resource is None:
+                raise KeyError(f"the fake server does not serve {plural}.{group}/{version}")
+            self.store.schemas[resource] = dict(schema)
+
     def _identify(self, obj: Obj) -> tuple[ResourceType, str, str]:
         resource = res.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
         meta = obj.get("metadata", {})
@@ -282,13 +332,14 @@ class FakeKube:
         resource: str | None = None,
         path: str | None = None,
         code: int = 500,
+        identity: str | None = None,
     ) -> Fault:
         """Fail the next `count` requests that match (RBAC verb, resource plural or ref, path regex).
 
         The Status carries the usual reason for the code (409 Conflict, 503 ServiceUnavailable, ...);
         a watch failed with 410 gets the real server's form: 200 and one ERROR event.
         """
-        fault = Fault(verb, resource, re.compile(path) if path else None, code, 0.0, count)
+        fault = Fault(verb, resource, re.compile(path) if path else None, code, 0.0, count, identity)
         self._faults.append(fault)
         return fault
 
@@ -300,9 +351,10 @@ class FakeKube:
         resource: str | None = None,
         path: str | None = None,
         count: int | None = None,
+        identity: str | None = None,
     ) -> Fault:
         """Delay matching requests by delay_s before they are served (all of them unless count)."""
-        fault = Fault(verb, resource, re.compile(path) if path else None, None, delay_s, count)
+        fault = Fault(verb, resource, re.compile(path) if path else None, None, delay_s, count, identity)
         self._faults.append(fault)
         return fault
 
@@ -341,8 +393,26 @@ class FakeKube:
         return builtins.list(self._calls)
 
     def clear_calls(self) -> None:
-        """Empty the call log."""
+        """Empty the call log and the write log."""
         self._calls.clear()
+        self._callers.clear()
+        self._writes.clear()
+
+    # -- who called: identities and writes ---------------------------------------------------------------
+
+    @property
+    def identities(self) -> builtins.list[str]:
+        """Every identity (see ``identity_of``) seen in the call log, in order of first appearance."""
+        return builtins.list(dict.fromkeys(self._callers))
+
+    def calls_by(self, identity: str) -> builtins.list[ApiCall]:
+        """The calls (as in ``calls``) made by one identity."""
+        return [call for call, who in zip(self._calls, self._callers, strict=True) if who == identity]
+
+    @property
+    def writes(self) -> builtins.list[Write]:
+        """Every successful create, update, patch and delete over HTTP, in the order served."""
+        return builtins.list(self._writes)
 
     @property
     def open_watches(self) -> int:
@@ -380,10 +450,12 @@ class FakeKube:
             target = _parse_path(request.path)
             call = _to_call(request, target)
             self._calls.append(call)
+            self._callers.append(identity_of(request.headers))
             # Spent faults go, so a long test does not keep matching against them.
             self._faults = [f for f in self._faults if f.remaining is None or f.remaining > 0]
+            caller = self._callers[-1]
             for fault in builtins.list(self._faults):
-                if fault.matches(call, request.path):
+                if fault.matches(call, request.path, caller):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                     if fault.delay_s:
@@ -409,6 +481,22 @@ class FakeKube:
         )
         return response
 
+    def _record_write(self, request: web.Request, target: _Target, verb: str, obj: Obj) -> Obj:
+        meta = obj.get("metadata") or {}
+        self._writes.append(
+            Write(
+                identity_of(request.headers),
+                verb,
+                target.resource.ref,
+                target.subresource,
+                str(meta.get("namespace") or target.namespace),
+                str(meta.get("name") or target.name),
+                obj,
+                asyncio.get_running_loop().time(),
+            )
+        )
+        return obj
+
     async def _serve(self, request: web.Request, target: _Target, verb: str) -> web.StreamResponse:
         store, resource = self.store, target.resource
         if verb == "get":
@@ -418,14 +506,14 @@ class FakeKube:
         if verb == "create":
             if target.subresource:
                 raise _method_not_allowed(request.method)
-            return web.json_response(
-                store.create(resource, target.namespace, await _json_body(request)), status=201
-            )
+            created = store.create(resource, target.namespace, await _json_body(request))
+            return web.json_response(self._record_write(request, target, verb, created), status=201)
         if verb == "update":
             body = await _json_body(request)
-            return web.json_response(
-                store.update(resource, target.namespace, target.name, body, subresource=target.subresource)
+            updated = store.update(
+                resource, target.namespace, target.name, body, subresource=target.subresource
             )
+            return web.json_response(self._record_write(request, target, verb, updated))
         if verb == "patch":
             content_type = request.content_type
             patch_type = _PATCH_TYPES.get(content_type)
@@ -436,17 +524,17 @@ class FakeKube:
                     f"the body of the request was in an unknown format: {content_type}",
                 )
             body = await _json_body(request)
-            return web.json_response(
-                store.patch(
-                    resource, target.namespace, target.name, patch_type, body, subresource=target.subresource
-                )
+            patched = store.patch(
+                resource, target.namespace, target.name, patch_type, body, subresource=target.subresource
             )
+            return web.json_response(self._record_write(request, target, verb, patched))
         if verb == "delete":
             if target.subresource:
                 raise _method_not_allowed(request.method)
             options = await _json_body(request) if request.can_read_body else {}
             preconditions = options.get("preconditions") if isinstance(options, dict) else None
             deleted = store.delete(resource, target.namespace, target.name, preconditions=preconditions)
+            self._record_write(request, target, "delete", deleted)
             details = {"name": target.name, "kind": resource.plural, "uid": deleted["metadata"]["uid"]}
             if resource.group:
                 details["group"] = resource.group
@@ -548,8 +636,10 @@ class FakeKube:
                 async with asyncio.timeout(wait_s):
                     item = await watcher.queue.get()
             if item is None:
-                if bookmarks and not hung and loop.time() >= next_bookmark:
-                    # Only sent with an empty queue, so every event up to this version went out first.
+                # Only sent with an empty queue, so every event up to this version went out first. The
+                # queue is checked again here: an event can arrive between the wait's timeout and now,
+                # and a bookmark past it would let a client that reconnects skip it.
+                if bookmarks and not hung and loop.time() >= next_bookmark and watcher.queue.empty():
                     await _write_event(
                         response, _bookmark(watcher.filter.resource, self.store.resource_version)
                     )

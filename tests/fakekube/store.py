@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .patch import PatchError, json_patch, merge_patch
+from .pruning import prune
 from .resources import ResourceType
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
 
@@ -183,6 +184,8 @@ class Store:
         self._history_limit = history_limit
         self._earliest = 0  # resourceVersions below this are expired (410)
         self._watchers: set[Watcher] = set()
+        self.schemas: dict[ResourceType, Obj] = {}
+        """openAPIV3Schema per custom resource (FakeKube.install_crd): writes are pruned against it."""
 
     @property
     def resource_version(self) -> int:
@@ -445,8 +448,7 @@ class Store:
             raise _bad_request(f"invalid resource version {resource_version!r}")
         return value
 
-    @staticmethod
-    def _check_body(resource: ResourceType, body: Any) -> Obj:
+    def _check_body(self, resource: ResourceType, body: Any) -> Obj:
         if not isinstance(body, dict):
             raise _bad_request(f"the body of a {resource.kind} must be a JSON object")
         obj = copy.deepcopy(body)
@@ -462,7 +464,8 @@ class Store:
             raise _bad_request("metadata must be an object")
         obj["apiVersion"] = resource.api_version
         obj["kind"] = resource.kind
-        return obj
+        schema = self.schemas.get(resource)
+        return obj if schema is None else prune(obj, schema).obj  # type: ignore[no-any-return]
 
     def _replace(self, resource: ResourceType, current: Obj, obj: Obj, subresource: str) -> Obj:
         if subresource not in ("", "status") or (subresource == "status" and not resource.status_subresource):
@@ -509,7 +512,21 @@ class Store:
             self._earliest = self._history.popleft().resource_version
         for watcher in self._watchers:
             watcher.offer(change)
-        return copy.deepcopy(new)
+        result = copy.deepcopy(new)
+        if kind != "DELETED":
+            self._collect_if_orphaned(resource, namespace, new)
+        return result
+
+    def _collect_if_orphaned(self, resource: ResourceType, namespace: str, obj: Obj) -> None:
+        """An object written with owners that are all gone is deleted, as the garbage collector does
+        (there, a moment later): a client that writes a dependent of an owner deleted meanwhile must
+        not leave an orphan behind here either."""
+        owners = {ref.get("uid") for ref in obj["metadata"].get("ownerReferences") or []}
+        if not owners:
+            return
+        live_uids = {o["metadata"]["uid"] for o in self._objects.values()}
+        if not owners & live_uids:
+            self.delete(resource, namespace, obj["metadata"]["name"])
 
     def _collect_garbage(self, owner_uid: str) -> None:
         live_uids = {obj["metadata"]["uid"] for obj in self._objects.values()}

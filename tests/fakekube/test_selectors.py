@@ -57,6 +57,15 @@ def test_no_labels_at_all() -> None:
     assert not labels_match(parse_label_selector("a"), None)
 
 
+def test_empty_value_lists_mean_the_empty_value() -> None:
+    """apimachinery parses "()" as the set holding "": what a LabelSelector with values [""] becomes."""
+    assert parse_label_selector("env in ()") == (Requirement("env", "in", frozenset({""})),)
+    assert labels_match(parse_label_selector("env in ()"), {"env": ""})
+    assert not labels_match(parse_label_selector("env in ()"), {})
+    assert labels_match(parse_label_selector("env notin ()"), {"env": "x"})
+    assert not labels_match(parse_label_selector("env notin ()"), {"env": ""})
+
+
 def test_parsed_form() -> None:
     assert parse_label_selector("a in (x, y),!b,c!=d") == (
         Requirement("a", "in", frozenset({"x", "y"})),
@@ -69,7 +78,6 @@ def test_parsed_form() -> None:
     "selector",
     [
         "env in prod",
-        "env in ()",
         "env in (a",
         "a)",
         "a=b,,c",

@@ -6,6 +6,8 @@ import asyncio
 import functools
 import gzip
 import shutil
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import aiohttp
 import pytest
 
 from reloader.app import Options, Reloader, StartupError, apply_config, build_env
+from reloader.watch import Backend, event_filter, watch_changes, watch_roots
 from tests.reloader.conftest import Endpoint, running, sample, start_endpoint
 from tests.support.polling import eventually
 from tests.support.reloader_proc import K8sVolume
@@ -47,8 +50,10 @@ def requests_reach(endpoint: Endpoint, count: int) -> bool:
 
 def test_build_env_sets_the_statefulset_ordinal() -> None:
     assert build_env({"POD_NAME": "prometheus-k8s-12"}, "POD_NAME")["STATEFULSET_ORDINAL_NUMBER"] == "12"
-    assert "STATEFULSET_ORDINAL_NUMBER" not in build_env({"POD_NAME": "web"}, "POD_NAME")
-    assert "STATEFULSET_ORDINAL_NUMBER" not in build_env({}, "POD_NAME")
+    # Always set, as prometheus-config-reloader does: empty when there are no trailing digits.
+    assert build_env({"POD_NAME": "web"}, "POD_NAME")["STATEFULSET_ORDINAL_NUMBER"] == ""
+    assert build_env({}, "POD_NAME")["STATEFULSET_ORDINAL_NUMBER"] == ""
+    assert build_env({"POD_NAME": "web-1a"}, "POD_NAME")["STATEFULSET_ORDINAL_NUMBER"] == ""
     assert build_env({"HOST": "a-3"}, "HOST")["STATEFULSET_ORDINAL_NUMBER"] == "3"
 
 
@@ -147,6 +152,7 @@ async def test_a_refused_connection_is_retried_and_healthz_stays_up(dirs: Path, 
         await eventually(
             lambda: sample(reloader, "reloader_reloads_failed_total") >= 2, "two refused reloads"
         )
+        await eventually(lambda: reloader.bound_port, "the server, started after the first reload")
         base = f"http://127.0.0.1:{reloader.bound_port}"
         await eventually(reloader.healthy, "the watcher")
         async with http.get(base + "/healthz") as r:
@@ -338,3 +344,79 @@ async def test_watched_dirs_alone_reload_on_a_new_rule_file(dirs: Path, aiohttp_
         await eventually(lambda: len(endpoint.observed) == 2, "the reload for b.yaml")
     assert endpoint.observed == [["a.yaml"], ["a.yaml", "b.yaml"]]
     assert sample(reloader, "reloader_watches") == 1
+
+
+class HangingBackend:
+    """A watcher whose real thread blocks after its first beat: no events, no exception, no beat."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def run(
+        self,
+        stop: threading.Event,
+        wakeup_fd: int,
+        emit: Callable[[int], None],
+        ready: Callable[[], None],
+        beat: Callable[[], None],
+    ) -> None:
+        del stop, wakeup_fd, emit
+        beat()
+        ready()
+        self.release.wait()
+
+
+async def test_a_hung_watcher_fails_healthz_and_is_replaced_by_a_working_one(
+    dirs: Path, aiohttp_server: Any
+) -> None:
+    endpoint = await start_endpoint(aiohttp_server, Endpoint(dirs / "out" / "prometheus.env.yaml"))
+    opts = options(
+        dirs, endpoint.url, listen_address="127.0.0.1:0", retry_interval_s=0.2, watch_heartbeat_s=0.2
+    )
+    hanging = HangingBackend()
+    backends: list[Backend | None] = [hanging, None]  # then the real one (inotify here)
+    roots = watch_roots(opts.config_file, opts.watched_dirs)
+    keep = event_filter(opts.config_file, opts.watched_dirs, opts.output_file, ".config-reloader-")
+
+    async def watcher(r: Reloader) -> None:
+        await watch_changes(
+            roots,
+            r.notify,
+            keep=keep,
+            on_ready=r.watching,
+            beat=r.beat,
+            heartbeat_s=opts.watch_heartbeat_s,
+            backend=backends.pop(0) if backends else None,
+        )
+
+    reloader = Reloader(opts, ENV, watcher=watcher)
+    try:
+        async with running(reloader), aiohttp.ClientSession() as http:
+            await eventually(lambda: reloader.bound_port, "the server")
+            healthz = f"http://127.0.0.1:{reloader.bound_port}/healthz"
+
+            async def status() -> int:
+                async with http.get(healthz) as r:
+                    return r.status
+
+            statuses: list[int] = []
+
+            async def seen(code: int) -> bool:
+                statuses.append(await status())
+                return statuses[-1] == code
+
+            # Hung after three missed beats (0.6 s): /healthz fails and the hang is counted ...
+            deadline = asyncio.get_running_loop().time() + 30
+            while not await seen(503):
+                assert asyncio.get_running_loop().time() < deadline, f"healthz never failed: {statuses}"
+                await asyncio.sleep(0.02)
+            await eventually(lambda: sample(reloader, "reloader_watch_errors_total") >= 1, "the hang counted")
+            # ... and a new watcher takes over: healthy again, and it sees changes.
+            while not await seen(200):
+                assert asyncio.get_running_loop().time() < deadline, f"healthz never recovered: {statuses}"
+                await asyncio.sleep(0.02)
+            (dirs / "in" / "prometheus.yaml").write_text("after: $(POD_NAME)\n")
+            await eventually(lambda: "after: prom-7\n" in endpoint.seen, "the new watcher's reload")
+            assert not backends, "the hung watcher was replaced"
+    finally:
+        hanging.release.set()

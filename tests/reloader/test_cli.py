@@ -177,8 +177,19 @@ def test_every_flag_has_the_default_of_design_md() -> None:
         "log_level": "info",
         "statefulset_ordinal_from_envvar": "POD_NAME",
         "auto_gomemlimit_ratio": 0.9,
+        "reload_http_client_file": None,
         "strict_env": False,
         "max_config_bytes": 512 * 1024 * 1024,
+        # The Thanos sidecar's names: unset unless given (they fold into the flags above).
+        "thanos_config_file": None,
+        "thanos_config_envsubst_file": None,
+        "thanos_rule_dir": (),
+        "thanos_watch_interval": None,
+        "thanos_retry_interval": None,
+        "thanos_method": None,
+        "thanos_process_name": None,
+        "prometheus_url": None,
+        "thanos_http_client_file": None,
     }
 
 
@@ -342,16 +353,18 @@ def test_missing_watched_directory_at_startup_is_exit_1_with_one_line(
         ("--max-config-bytes=0", "--max-config-bytes"),
     ],
 )
-def test_bad_flag_values_are_exit_1_with_one_line(files: Path, flag: str, needle: str) -> None:
+def test_bad_flag_values_are_exit_2_with_one_line(files: Path, flag: str, needle: str) -> None:
+    # Go's kingpin exits 2 on a flag error, and prints it on stdout.
     result = run_once(*io_args(files), flag)
     lines = output_lines(result)
-    assert result.returncode == 1, lines
+    assert result.returncode == 2, lines
+    assert result.stdout.splitlines() == lines, "the flag error goes to stdout, as Go's does"
     assert len(lines) == 1 and needle in lines[0], lines
 
 
 def test_nothing_to_watch_is_a_usage_error() -> None:
     result = run_once("--reload-url=http://127.0.0.1:1/-/reload")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert output_lines(result) == [
         "config-reloader: error: nothing to watch: give --config-file and/or --watched-dir"
     ]
@@ -528,7 +541,7 @@ async def test_reload_500_while_running_is_one_line_and_last_reload_successful_0
     assert running.alive()
 
 
-def test_unreadable_web_config_at_startup_is_exit_1_with_one_line(files: Path) -> None:
+def test_unreadable_web_config_at_startup_is_exit_2_with_one_line(files: Path) -> None:
     web_config = files / "web.yml"
     web_config.write_text("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n")
     result = run_once(
@@ -538,9 +551,10 @@ def test_unreadable_web_config_at_startup_is_exit_1_with_one_line(files: Path) -
         "--reload-url=http://127.0.0.1:1/-/reload",
     )
     lines = output_lines(result)
-    assert result.returncode == 1, lines
-    errors = [line for line in lines if "level=error" in line]
-    assert len(errors) == 1 and f"web config {web_config}" in errors[0], lines
+    # prometheus-config-reloader exits 2 when its web config does not validate.
+    assert result.returncode == 2, lines
+    assert len(lines) == 1 and f"web config {web_config}" in lines[0], lines
+    assert f"{web_config.parent / 'missing.crt'}: No such file or directory" in lines[0], lines
 
 
 async def test_listen_address_in_use_at_startup_is_exit_1_with_one_error_line(

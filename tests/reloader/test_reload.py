@@ -192,3 +192,61 @@ async def test_a_password_in_the_reload_url_never_reaches_the_error(unused_tcp_p
     assert "pa55-word-x" not in str(err.value)
     assert f"reload http://admin:xxxxx@127.0.0.1:{unused_tcp_port}/-/reload: " in str(err.value)
     assert redact("http://127.0.0.1:9090/-/reload") == "http://127.0.0.1:9090/-/reload"
+
+
+def hup_count(counter: Path) -> int:
+    return int(counter.read_text().split()[0])
+
+
+async def test_an_empty_runtimeinfo_url_sends_sighup_without_verification(
+    hup_counting_process: tuple[str, Path],
+) -> None:
+    name, counter = hup_counting_process
+    async with aiohttp.ClientSession() as session:
+        for expected in (1, 2):
+            # One at a time: two signals pending at once would be one for the shell's trap.
+            await reload_signal(session, name, "", timeout_s=10)
+            await asyncio.to_thread(
+                wait_for, lambda n=expected: hup_count(counter) == n, 30, 0.05, f"SIGHUP number {expected}"
+            )
+
+
+async def test_an_empty_runtimeinfo_url_with_no_such_process_is_still_an_error() -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ReloadError, match=r"^reload by signal: no process named 'no-such-proc-y'$"):
+            await reload_signal(session, "no-such-proc-y", "", timeout_s=10)
+
+
+def slow_runtimeinfo_routes(counter: Path, delay_s: float) -> list[web.RouteDef]:
+    """runtimeinfo of a Prometheus whose reload takes ``delay_s`` to show: each request answers at once,
+    but lastConfigTime moves only ``delay_s`` after the SIGHUP was recorded."""
+    shown: dict[str, Any] = {"hups": 0, "stamp": None}
+
+    async def runtimeinfo(_: web.Request) -> web.Response:
+        hups, _sep, epoch = (await asyncio.to_thread(counter.read_text)).strip().partition(" ")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+        if shown["stamp"] is None:
+            shown["stamp"] = stamp
+        if int(hups) > shown["hups"] and time.time() >= int(epoch) + delay_s:
+            shown.update(hups=int(hups), stamp=stamp)
+        data = {"reloadConfigSuccess": True, "lastConfigTime": shown["stamp"]}
+        return web.json_response({"status": "success", "data": data})
+
+    return [web.get("/api/v1/status/runtimeinfo", runtimeinfo)]
+
+
+async def test_the_wait_for_runtimeinfo_is_bounded_by_wait_s_not_by_the_request_timeout(
+    aiohttp_server: Server, hup_counting_process: tuple[str, Path]
+) -> None:
+    name, counter = hup_counting_process
+    url = (
+        await serve(aiohttp_server, slow_runtimeinfo_routes(counter, delay_s=2.5))
+        + "/api/v1/status/runtimeinfo"
+    )
+    async with aiohttp.ClientSession() as session:
+        # Each request has 1 s, the whole wait 60 s: a reload that takes 2.5 s to show is confirmed.
+        await reload_signal(session, name, url, timeout_s=1, wait_s=60, poll_interval_s=0.05)
+        assert hup_count(counter) == 1
+        # With a whole wait of 1 s, the same slow reload is reported as not shown within 1 s.
+        with pytest.raises(ReloadError, match=r"did not show a successful reload within 1s$"):
+            await reload_signal(session, name, url, timeout_s=1, wait_s=1, poll_interval_s=0.05)

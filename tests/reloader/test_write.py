@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reloader.render import RenderError
-from reloader.write import TEMP_PREFIX, WriteError, read_chunks, write_atomic
+from reloader.write import TEMP_PREFIX, WriteError, is_own_temp, read_chunks, temp_prefix, write_atomic
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -183,3 +183,57 @@ def test_the_file_is_fsynced_before_the_rename_and_the_directory_after(
     calls.clear()
     write_atomic(out, [b"new\n"])  # unchanged: nothing written, nothing to make durable
     assert calls == []
+
+
+def test_temporary_names_carry_the_output_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (seen.append(Path(src).name), real_replace(src, dst)))
+    write_atomic(tmp_path / "prometheus.env.yaml", [b"a\n"])
+    [name] = seen
+    assert name.startswith(f"{TEMP_PREFIX}prometheus.env.yaml.") and name.endswith(".tmp"), name
+    assert is_own_temp(tmp_path / "prometheus.env.yaml", name)
+
+
+def test_a_write_removes_its_own_leftovers_and_nothing_else(tmp_path: Path) -> None:
+    out = tmp_path / "a.yaml"
+    own = [f"{temp_prefix(out)}0123456789ab.tmp", f"{temp_prefix(out)}ffffffffffff.tmp"]
+    foreign = [
+        f"{temp_prefix(tmp_path / 'a.yaml.b')}0123456789ab.tmp",  # another output whose name extends ours
+        f"{temp_prefix(tmp_path / 'b.yaml')}0123456789ab.tmp",  # another reloader in the same directory
+        f"{temp_prefix(out)}0123456789a.tmp",  # wrong length: not a name we create
+        f"{temp_prefix(out)}0123456789ab.tmp.bak",
+        f"{TEMP_PREFIX}a.yaml.tmp",
+        "a.yaml.tmp",
+        "a.yaml",
+    ]
+    for name in own + foreign:
+        (tmp_path / name).write_bytes(b"x" * 10)
+    (tmp_path / f"{temp_prefix(out)}aaaaaaaaaaaa.tmp").mkdir()  # not a regular file: left alone
+    write_atomic(out, [b"x" * 10])  # unchanged bytes: the leftovers go all the same
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([*foreign, f"{temp_prefix(out)}aaaaaaaaaaaa.tmp"])
+    assert all((tmp_path / n).read_bytes() == b"x" * 10 for n in foreign)
+
+
+def test_a_symlink_with_a_temporary_name_is_neither_followed_nor_removed(tmp_path: Path) -> None:
+    # We only ever create regular files: a symlink of that name is someone else's.
+    out = tmp_path / "out.yaml"
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    link = tmp_path / f"{temp_prefix(out)}0123456789ab.tmp"
+    link.symlink_to(victim)
+    write_atomic(out, [b"new\n"])
+    assert victim.read_bytes() == b"keep" and link.is_symlink()
+
+
+@pytest.mark.parametrize("length", [1, 200, 230, 255])
+def test_long_output_names_still_get_a_temporary_name_that_fits(tmp_path: Path, length: int) -> None:
+    out = tmp_path / ("n" * length)
+    prefix = temp_prefix(out)
+    assert len(prefix) + 12 + len(".tmp") <= 255
+    (tmp_path / f"{prefix}0123456789ab.tmp").write_bytes(b"old")
+    write_atomic(out, [b"data"])
+    assert out.read_bytes() == b"data"
+    assert leftovers(tmp_path) == []
+    assert temp_prefix(tmp_path / ("m" * length)) != prefix

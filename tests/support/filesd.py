@@ -2,14 +2,15 @@
 
 Two halves:
 - ``to_file_sd(config_yaml, targets_dir)`` swaps each scrape job's ``kubernetes_sd_configs`` block for
-  a ``file_sd_configs`` block pointing at ``targets_dir/<job>.json``, at the text level, so every other
-  byte stays the operator's (the chain test depends on that). It checks its own work by parsing both.
+  a ``file_sd_configs`` block pointing at ``targets_dir/<job>.json`` (and each alertmanager's for
+  ``targets_dir/alertmanager-<i>.json``), at the text level, so every other byte stays the operator's
+  (the chain test depends on that). It checks its own work by parsing both.
 - A tiny model of a cluster (Services, Pods; Endpoints derived from the Services' selectors) and
   ``write_targets``, which writes for each job the target groups Kubernetes discovery would produce
   for its role, pre-filtered to its namespaces, because file discovery does not filter.
 
-The discovery labels follow Prometheus's kubernetes_sd documentation for the ``endpoints`` and ``pod``
-roles; only the ones relabeling can reasonably depend on are produced.
+The discovery labels follow Prometheus's kubernetes_sd documentation for the ``endpoints``,
+``endpointslice`` and ``pod`` roles; only the ones relabeling can reasonably depend on are produced.
 """
 
 from __future__ import annotations
@@ -24,11 +25,24 @@ from typing import Any
 import yaml
 
 _SD_KEY = "  kubernetes_sd_configs:"
+# An alertmanager's block sits one level deeper: alerting > alertmanagers > item.
+_AM_SD_KEY = "    kubernetes_sd_configs:"
 
 
 def target_file(targets_dir: Path | str, job_name: str) -> Path:
     """Where ``to_file_sd`` points a job: one JSON file per job, its name made path-safe."""
     return Path(targets_dir) / (re.sub(r"[^A-Za-z0-9_.-]", "_", job_name) + ".json")
+
+
+def alertmanager_target_file(targets_dir: Path | str, index: int) -> Path:
+    """Where ``to_file_sd`` points the ``index``-th entry of alerting.alertmanagers."""
+    return Path(targets_dir) / f"alertmanager-{index}.json"
+
+
+def as_in_pod(config_yaml: str, pod_name: str = "prometheus-0", shard: str = "0") -> str:
+    """The config as config-reloader renders it in a pod of the only shard: ``$(POD_NAME)`` and
+    ``$(SHARD)`` (the sharding keep rule) expanded."""
+    return config_yaml.replace("$(POD_NAME)", pod_name).replace("$(SHARD)", shard)
 
 
 def to_file_sd(config_yaml: str, targets_dir: Path | str) -> str:
@@ -42,21 +56,38 @@ def to_file_sd(config_yaml: str, targets_dir: Path | str) -> str:
     jobs = original.get("scrape_configs") or []
     out: list[str] = []
     lines = config_yaml.splitlines(keepends=True)
-    section = None
-    job_index = -1
+    section = subsection = None
+    job_index = am_index = -1
     i = 0
     while i < len(lines):
         line = lines[i]
         if line[:1] not in ("", " ", "-", "\n", "#"):
-            section = line.split(":", 1)[0]
+            section, subsection = line.split(":", 1)[0], None
         elif section == "scrape_configs" and line.startswith("- "):
             job_index += 1
+        elif section == "alerting" and line[:2] == "  " and line[2:3] not in ("", " ", "-", "\n"):
+            # alerting's own keys: alert_relabel_configs' items must not count as alertmanagers.
+            subsection = line.strip().split(":", 1)[0]
+        elif section == "alerting" and subsection == "alertmanagers" and line.startswith("  - "):
+            am_index += 1
         if section == "scrape_configs" and line.rstrip("\n") == _SD_KEY:
             path = target_file(targets_dir, jobs[job_index]["job_name"])
             out.append(f"  file_sd_configs:\n  - files:\n    - {path}\n")
             i += 1
             # The block's lines: its list items at column 2 and anything indented deeper.
             while i < len(lines) and (lines[i].startswith("  - ") or lines[i].startswith("    ")):
+                i += 1
+            continue
+        # The block may open the entry ("  - kubernetes_sd_configs:") when it is its first key.
+        if (
+            section == "alerting"
+            and subsection == "alertmanagers"
+            and line.rstrip("\n") in (_AM_SD_KEY, "  - " + _AM_SD_KEY.lstrip())
+        ):
+            path = alertmanager_target_file(targets_dir, am_index)
+            out.append(f"{line[:4]}file_sd_configs:\n    - files:\n      - {path}\n")
+            i += 1
+            while i < len(lines) and (lines[i].startswith("    - ") or lines[i].startswith("      ")):
                 i += 1
             continue
         out.append(line)
@@ -81,7 +112,22 @@ def _swapped(config: dict[str, Any], targets_dir: Path | str) -> dict[str, Any]:
                 for k, v in job.items()
             }
         jobs.append(job)
-    return {**config, "scrape_configs": jobs} if "scrape_configs" in config else config
+    out = {**config, "scrape_configs": jobs} if "scrape_configs" in config else dict(config)
+    alerting = config.get("alerting") or {}
+    if alerting.get("alertmanagers"):
+        managers = [
+            {
+                (k if k != "kubernetes_sd_configs" else "file_sd_configs"): (
+                    v
+                    if k != "kubernetes_sd_configs"
+                    else [{"files": [str(alertmanager_target_file(targets_dir, i))]}]
+                )
+                for k, v in am.items()
+            }
+            for i, am in enumerate(alerting["alertmanagers"])
+        ]
+        out["alerting"] = {**alerting, "alertmanagers": managers}
+    return out
 
 
 # --- a small cluster ---------------------------------------------------------------------------------
@@ -251,6 +297,33 @@ def endpoints_role_targets(cluster: Cluster, namespaces: Iterable[str] | None) -
     return groups
 
 
+# Prometheus's endpointslice role names the same facts differently.
+_SLICE_RENAMES = {
+    "__meta_kubernetes_endpoints_name": "__meta_kubernetes_endpointslice_name",
+    "__meta_kubernetes_endpoint_port_name": "__meta_kubernetes_endpointslice_port_name",
+    "__meta_kubernetes_endpoint_port_protocol": "__meta_kubernetes_endpointslice_port_protocol",
+    "__meta_kubernetes_endpoint_ready": "__meta_kubernetes_endpointslice_endpoint_conditions_ready",
+    "__meta_kubernetes_endpoint_node_name": "__meta_kubernetes_endpointslice_endpoint_topology_kubernetes_io_hostname",
+    "__meta_kubernetes_endpoint_address_target_kind": "__meta_kubernetes_endpointslice_address_target_kind",
+    "__meta_kubernetes_endpoint_address_target_name": "__meta_kubernetes_endpointslice_address_target_name",
+}
+
+
+def as_endpointslice(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Endpoints-role target groups as the endpointslice role gives them (slices named after the
+    Service, as the EndpointSlice controller's first slice is, bar its suffix)."""
+    out = []
+    for group in groups:
+        labels = {}
+        for k, v in group["labels"].items():
+            if k.startswith("__meta_kubernetes_endpoints_label"):
+                continue  # a slice carries its own labels, not the Endpoints object's
+            labels[_SLICE_RENAMES.get(k, k)] = v
+        labels["__meta_kubernetes_endpointslice_address_type"] = "IPv4"
+        out.append({**group, "labels": labels})
+    return out
+
+
 def write_targets(config_yaml: str, cluster: Cluster, targets_dir: Path | str) -> dict[str, int]:
     """Write each Kubernetes-discovered job's target file (see ``target_file``); returns job -> count.
 
@@ -268,6 +341,8 @@ def write_targets(config_yaml: str, cluster: Cluster, targets_dir: Path | str) -
             namespaces = set(names) if names else None
             if sd["role"] == "endpoints":
                 groups += endpoints_role_targets(cluster, namespaces)
+            elif sd["role"] == "endpointslice":
+                groups += as_endpointslice(endpoints_role_targets(cluster, namespaces))
             elif sd["role"] == "pod":
                 groups += pod_role_targets(cluster, namespaces)
             else:

@@ -1,8 +1,10 @@
 """The operator's RBAC (examples/kubernetes/operator/rbac.yaml) as rules, checked against API calls.
 
 The fake API server records each call as (verb, apiGroup, resource, subresource, namespace), which is
-what RBAC authorizes. tests/examples/test_rbac.py compares a full recorded run with the rules both
-ways; the operator's other tests check after each test that no call they saw would be denied.
+what RBAC authorizes, and who made it (``FakeKube.calls_by(identity)``: the bearer token, else the
+User-Agent). tests/examples/test_rbac.py compares a full recorded run with the rules both ways, and
+each replica's own calls with them; the operator's other tests check after each test that no call
+they saw would be denied (the chaos test per replica too).
 """
 
 from __future__ import annotations

@@ -183,5 +183,9 @@ class K8sVolume:
             visible = self.root / key
             if not visible.is_symlink():
                 visible.symlink_to(f"..data/{key}")
+        # A key that is gone loses its visible link too, as the kubelet does: no dangling names.
+        for visible in self.root.iterdir():
+            if visible.is_symlink() and not visible.name.startswith("..") and visible.name not in files:
+                visible.unlink()
         if old_target is not None:
             shutil.rmtree(self.root / old_target)

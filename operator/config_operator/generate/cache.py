@@ -4,7 +4,7 @@ Which monitors are selected is remembered the same way, by the monitor's version
 the labels of its namespace.
 
 A monitor's jobs depend on the monitor (its uid and resourceVersion name its content), on a *context*
-(whatever of the PrometheusConfig the job builder reads: today the global scrape interval), and on
+(whatever of the PrometheusConfig the job builder reads: the whole spec, canonically encoded), and on
 the Secrets and ConfigMaps the builder reads through the Lookup (their versions are recorded as it
 reads them and checked on every later use). When all three match, the YAML written last time is
 used as is; otherwise the jobs are built and written again. A monitor without a resourceVersion
@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from config_operator.generate.common import Reject
@@ -45,9 +45,22 @@ class Fragment:
     job_names: tuple[str, ...]
     rejected: str | None = None
     """Why the monitor was skipped, or None."""
+    tls_files: Mapping[str, str] = field(default_factory=dict)
+    """The TLS assets its jobs read (file name -> content), for the tls-assets Secrets."""
+    warnings: tuple[str, ...] = ()
+    """What the version gates left out of its jobs, one line each."""
 
 
-Build = Callable[[Lookup], list[dict[str, Any]]]
+@dataclass(frozen=True)
+class Built:
+    """What a builder gives for one accepted monitor."""
+
+    jobs: list[dict[str, Any]]
+    tls_files: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+Build = Callable[[Lookup], Built]
 """Builds a monitor's jobs, reading Secrets and ConfigMaps only through the Lookup given; may raise Reject."""
 
 
@@ -143,11 +156,17 @@ class JobCache:
         self.misses += 1
         recording = _Recording(lookup)
         try:
-            jobs = build(recording)
+            built = build(recording)
         except Reject as exc:
             fragment = Fragment(b"", (), str(exc))
         else:
-            fragment = Fragment(self.emitter.dump(jobs) if jobs else b"", tuple(j["job_name"] for j in jobs))
+            jobs = built.jobs
+            fragment = Fragment(
+                self.emitter.dump(jobs) if jobs else b"",
+                tuple(j["job_name"] for j in jobs),
+                tls_files=dict(built.tls_files),
+                warnings=built.warnings,
+            )
         if version[1]:
             self._entries[key] = _Entry(
                 version, context, tuple(sorted(recording.used.items())), fragment, self._round

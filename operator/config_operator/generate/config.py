@@ -11,33 +11,46 @@ our choosing (prometheus-operator's: ``job_name`` first), never in input order.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
-from config_operator.generate.cache import Build, JobCache
+from config_operator.generate.cache import Built, JobCache
 from config_operator.generate.common import InvalidConfig, Rejected
-from config_operator.generate.endpoints import monitor_jobs
-from config_operator.generate.globals import global_block, rule_files
+from config_operator.generate.endpoints import JobContext, monitor_jobs
+from config_operator.generate.gate import Gates, spec_version
+from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
+from config_operator.generate.limits import Enforced, apply_job_limits, enforced_limits, job_limits
 from config_operator.generate.lookup import Lookup, Reference
+from config_operator.generate.probes import probe_jobs
+from config_operator.generate.remote_write import remote_write_section
+from config_operator.generate.rules import RuleFiles, select_rule_files
+from config_operator.generate.scrape_classes import scrape_classes
 from config_operator.generate.selection import selects
+from config_operator.generate.sharding import shard_additional_job, shard_monitor_job, shards_of
 from config_operator.generate.spec import (
     DEFAULT_SCRAPE_INTERVAL,
     duration_field,
     selector_field,
     validate_spec,
 )
+from config_operator.generate.tenancy import Tenancy, enforce_on_job, monitor_as_seen, tenancy_of
+from config_operator.generate.versions import spec_version as target_version
 from config_operator.resources import (
     ConfigMap,
     Namespace,
     ObjectKey,
     PodMonitor,
+    Probe,
     PrometheusConfig,
+    PrometheusRule,
     Secret,
     ServiceMonitor,
     labels_of,
@@ -58,6 +71,15 @@ class Generated:
     """Selected monitors that were skipped: ServiceMonitors, then PodMonitors, each by namespace/name."""
     references: frozenset[Reference] = frozenset()
     """Every Secret and ConfigMap generation asked for: what the reconciler must watch."""
+    probes: int = 0
+    """Probes selected and accepted (rejected ones are in ``rejected``, after the PodMonitors)."""
+    rules: RuleFiles | None = None
+    """The selected PrometheusRules' rule files and ConfigMaps; None when spec.ruleSelector is nil (no
+    rule ConfigMaps at all: stale ones go)."""
+    warnings: tuple[str, ...] = ()
+    """Fields left out (the target version lacks them, or prometheus-operator ignores them), one line each."""
+    tls_assets: Mapping[str, str] = field(default_factory=dict)
+    """TLS files of the accepted monitors, by file name: the tls-assets Secrets' data."""
 
 
 def generate(
@@ -68,7 +90,10 @@ def generate(
     secrets: Sequence[Secret],
     *,
     configmaps: Sequence[ConfigMap] = (),
+    prometheus_rules: Sequence[PrometheusRule] = (),
+    probes: Sequence[Probe] = (),
     cache: JobCache | None = None,
+    lookup: Lookup | None = None,
 ) -> Generated:
     """The prometheus.yaml for ``pc``; raises InvalidConfig when ``pc`` itself is malformed.
 
@@ -77,27 +102,47 @@ def generate(
     read only through one ``Lookup``. ``cache`` (one per PrometheusConfig, kept by the caller) keeps
     each monitor's serialized jobs for the next call; the bytes are the same with or without it.
     """
-    lookup = Lookup(secrets, configmaps)
+    # A caller's own Lookup (instead of secrets and configmaps) keeps what was asked for even when
+    # the PrometheusConfig turns out invalid: the reconciler fetches those and tries again.
+    lookup = lookup if lookup is not None else Lookup(secrets, configmaps)
     spec = validate_spec(pc)
+    gates = Gates(spec_version(spec))
     pc_key = ObjectKey.of(pc)
     ns_labels = {ObjectKey.of(ns).name: labels_of(ns) for ns in namespaces}
     global_interval = duration_field(spec, "scrapeInterval", DEFAULT_SCRAPE_INTERVAL)
-    jobs_cache = JobCache() if cache is None else cache
-    # Everything of the PrometheusConfig that monitor_jobs reads: part of each cached job's key.
-    context = (global_interval,)
+    shards = shards_of(spec)
+    tenancy = tenancy_of(spec)
+    limits = enforced_limits(spec)
 
-    config: dict[str, Any] = {"global": global_block(spec, global_interval)}
+    config: dict[str, Any] = {"global": global_block(spec, global_interval, pc_key, gates)}
     if spec.get("ruleFiles") is not None:
         config["rule_files"] = rule_files(spec["ruleFiles"])
-    alerting = alerting_section(spec["alerting"]) if spec.get("alerting") is not None else None
+    rules = _rules(spec, pc_key, prometheus_rules, ns_labels)
+    if rules is not None:
+        config["rule_files"] = [*config.get("rule_files", []), *rules.rule_files]
+    alerting = alerting_section(spec, pc_key.namespace, lookup)
 
+    job_context = JobContext(
+        global_interval,
+        lookup,
+        target_version(spec),
+        scrape_classes(spec),
+        _discovery_role(spec),
+        _deny_file_access(spec),
+    )
+    jobs_cache = JobCache() if cache is None else cache
+    # Everything of the PrometheusConfig the job builders read is in the spec: it keys every cached
+    # job. A spec change rebuilds them all (rare); a monitor change rebuilds its own (the hot path).
+    context = json.dumps(spec, sort_keys=True, default=str)
     fragments: list[bytes] = []
     job_names: list[str] = []
     rejected: list[Rejected] = []
-    counts = {"ServiceMonitor": 0, "PodMonitor": 0}
+    tls_assets: dict[str, str] = {}
+    counts = {"ServiceMonitor": 0, "PodMonitor": 0, "Probe": 0}
     groups: tuple[tuple[str, Sequence[Any], str, str], ...] = (
         ("ServiceMonitor", service_monitors, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
         ("PodMonitor", pod_monitors, "podMonitorSelector", "podMonitorNamespaceSelector"),
+        ("Probe", probes, "probeSelector", "probeNamespaceSelector"),
     )
     for kind, monitors, sel_field, ns_sel_field in groups:
         selector = selector_field(spec, sel_field)
@@ -109,22 +154,32 @@ def generate(
             labels = ns_labels.get(identity[0], _NO_LABELS)
             if not jobs_cache.selected(kind, identity, monitor, selection, labels, decide):
                 continue
-            build = _builder(kind, monitor, context)
-            fragment = jobs_cache.fragment(kind, identity, monitor, context, lookup, build)
+            plan = _JobPlan(
+                kind, monitor, ObjectKey(*identity), job_context, tenancy, limits, shards, gates.version
+            )
+            fragment = jobs_cache.fragment(kind, identity, monitor, context, lookup, plan.build)
+            for warning in fragment.warnings:
+                gates.warn(warning)
             if fragment.rejected is not None:
                 rejected.append(Rejected(kind, *identity, fragment.rejected))
                 continue
             counts[kind] += 1
             fragments.append(fragment.yaml)
             job_names.extend(fragment.job_names)
+            tls_assets.update(fragment.tls_files)
 
-    for job in additional_scrape_configs(spec, pc_key.namespace, lookup):
-        fragments.append(jobs_cache.emitter.dump([job]))
-        job_names.append(job["job_name"])
-    _check_unique_job_names(job_names)
+    additional = [
+        shard_additional_job(job, shards) for job in additional_scrape_configs(spec, pc_key.namespace, lookup)
+    ]
+    _check_unique_job_names(({"job_name": n} for n in job_names), additional)
+    if additional:
+        fragments.append(jobs_cache.emitter.dump(additional))
     config["scrape_configs"] = _FRAGMENTS
     if alerting is not None:
-        config["alerting"] = alerting
+        config["alerting"] = with_replica_labeldrop(alerting, spec)
+    remote_write = remote_write_section(spec, pc_key.namespace, lookup, gates)
+    if remote_write:
+        config["remote_write"] = remote_write
     jobs_cache.sweep()
     return Generated(
         config=_assemble(config, fragments, jobs_cache),
@@ -132,7 +187,48 @@ def generate(
         pod_monitors=counts["PodMonitor"],
         rejected=tuple(rejected),
         references=lookup.references,
+        probes=counts["Probe"],
+        rules=rules,
+        warnings=tuple(gates.warnings),
+        tls_assets=tls_assets,
     )
+
+
+@dataclass(frozen=True)
+class _JobPlan:
+    """How one monitor's jobs are built: from the monitor and the spec-derived settings alone."""
+
+    kind: str
+    monitor: Mapping[str, Any]
+    key: ObjectKey
+    context: JobContext
+    tenancy: Tenancy
+    limits: Enforced
+    shards: int
+    version: tuple[int, int, int]
+
+    def build(self, lookup: Lookup) -> Built:
+        """The finished jobs; Secrets and ConfigMaps only through ``lookup`` (the cache records them)."""
+        kind, key = self.kind, self.key
+        gates = Gates(self.version)  # this monitor's warnings only: a cached fragment replays them
+        seen = monitor_as_seen(self.monitor, self.tenancy)
+        tls_files: Mapping[str, str] = {}
+        if kind == "Probe":
+            jobs = probe_jobs(self.monitor, self.context.global_interval)
+        else:
+            built = monitor_jobs(kind, seen, dataclasses.replace(self.context, lookup=lookup))
+            jobs, tls_files = built.jobs, built.tls_files
+            for warning in built.warnings:
+                gates.warn(f"{kind} {key}: {warning}")
+        # A Probe carries no limits of its own here, but the enforced ones still apply.
+        own_limits = job_limits(seen.get("spec") or {}, self.limits, gates, f"{kind} {key}")
+        for job in jobs:
+            # What the PrometheusConfig imposes, in prometheus-operator's order: the namespace label
+            # after the monitor's relabelings, the limits, and sharding last of all.
+            enforce_on_job(job, kind, key, self.tenancy)
+            apply_job_limits(job, own_limits)
+            shard_monitor_job(job, self.shards, "__param_target" if kind == "Probe" else "__address__")
+        return Built(jobs, tls_files, tuple(gates.warnings))
 
 
 def _first(pair: tuple[tuple[str, str], Any]) -> tuple[str, str]:
@@ -145,21 +241,6 @@ def _identity(obj: Mapping[str, Any]) -> tuple[str, str]:
     if not isinstance(meta, Mapping):
         meta = {}
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-
-
-def _builder(kind: str, monitor: Mapping[str, Any], context: tuple[str]) -> Build:
-    """How to build the monitor's jobs, from the monitor and ``context`` alone.
-
-    A job builder must read nothing of the PrometheusConfig that is not in ``context`` (or a cached
-    job would outlive a change to it), and Secrets and ConfigMaps only through the ``lookup`` it is
-    given (which records their versions for the cache); it raises Reject for a malformed monitor.
-    """
-    (global_interval,) = context
-
-    def build(lookup: Lookup) -> list[dict[str, Any]]:
-        return monitor_jobs(kind, monitor, global_interval)
-
-    return build
 
 
 _NO_LABELS: Mapping[str, str] = {}
@@ -184,6 +265,43 @@ def _assemble(config: Mapping[str, Any], fragments: Sequence[bytes], cache: JobC
     return b"".join(parts)
 
 
+def _discovery_role(spec: Mapping[str, Any]) -> str:
+    role = spec.get("serviceDiscoveryRole")
+    if role is None:
+        return "Endpoints"
+    if role not in ("Endpoints", "EndpointSlice"):
+        raise InvalidConfig(f"spec.serviceDiscoveryRole: {role!r} is not Endpoints or EndpointSlice")
+    return str(role)
+
+
+def _deny_file_access(spec: Mapping[str, Any]) -> bool:
+    value = spec.get("arbitraryFSAccessThroughSMs")
+    if value is None:
+        return False
+    if (
+        not isinstance(value, Mapping)
+        or set(value) - {"deny"}
+        or not isinstance(value.get("deny", False), bool)
+    ):
+        raise InvalidConfig("spec.arbitraryFSAccessThroughSMs may hold only deny (a boolean)")
+    return bool(value.get("deny", False))
+
+
+def _rules(
+    spec: Mapping[str, Any],
+    pc_key: ObjectKey,
+    prometheus_rules: Sequence[PrometheusRule],
+    ns_labels: Mapping[str, Mapping[str, str]],
+) -> RuleFiles | None:
+    selector = selector_field(spec, "ruleSelector")
+    ns_selector = selector_field(spec, "ruleNamespaceSelector")
+    if selector is None:  # as prometheus-operator: no rule files at all, not even empty ones
+        return None
+    return select_rule_files(
+        pc_key.namespace, pc_key.name, selector, ns_selector, prometheus_rules, ns_labels
+    )
+
+
 def compress(config: bytes) -> bytes:
     """gzip with mtime 0 and no file name, so the same config always gives the same bytes."""
     return gzip.compress(config, compresslevel=9, mtime=0)
@@ -203,9 +321,24 @@ def secret_name(pc: PrometheusConfig) -> str:
     return f"prometheus-{ObjectKey.of(pc).name}"
 
 
-def _check_unique_job_names(names: Iterable[str]) -> None:
-    seen: set[str] = set()
-    for name in names:
+def _check_unique_job_names(
+    generated: Iterable[Mapping[str, Any]], additional: Iterable[Mapping[str, Any]]
+) -> None:
+    # Only generated names are quoted: a name from the Secret is its content, and the message goes
+    # into an Event and the status, which more people can read than the Secret.
+    seen: dict[str, int | None] = {}
+    for job in generated:
+        name = job["job_name"]
         if name in seen:
-            raise InvalidConfig(f"duplicate job_name {name!r} (check spec.additionalScrapeConfigs)")
-        seen.add(name)
+            raise InvalidConfig(f"duplicate job_name {name!r}")
+        seen[name] = None
+    for i, job in enumerate(additional):
+        name = job["job_name"]
+        if name in seen:
+            first = seen[name]
+            if first is None:
+                raise InvalidConfig(f"duplicate job_name {name!r} (check spec.additionalScrapeConfigs)")
+            raise InvalidConfig(
+                f"spec.additionalScrapeConfigs: scrape config {i} has the job_name of scrape config {first}"
+            )
+        seen[name] = i

@@ -17,6 +17,14 @@ from config_operator.resources import (
     labels_of,
 )
 
+# The spec's <prefix>Selector and <prefix>NamespaceSelector pick objects of each kind.
+SELECTOR_PREFIXES = {
+    "ServiceMonitor": "serviceMonitor",
+    "PodMonitor": "podMonitor",
+    "PrometheusRule": "rule",
+    "Probe": "probe",
+}
+
 
 def may_select(
     pc: PrometheusConfig,
@@ -25,7 +33,7 @@ def may_select(
     *,
     kind: str | None = None,
 ) -> bool:
-    """Could ``pc`` select ``obj`` (a ServiceMonitor, PodMonitor or Namespace)?
+    """Could ``pc`` select ``obj`` (a ServiceMonitor, PodMonitor, PrometheusRule, Probe or Namespace)?
 
     Used to decide which PrometheusConfigs to enqueue when ``obj`` changes; errs on the side of True
     (a malformed ``pc`` answers True, so its reconcile reports the problem). List items carry no
@@ -40,11 +48,8 @@ def may_select(
         if kind == "Namespace":
             # A namespace's labels can move monitors in or out; only a nil namespace selector (own
             # namespace only) ignores them.
-            return any(
-                spec.get(f) is not None
-                for f in ("serviceMonitorNamespaceSelector", "podMonitorNamespaceSelector")
-            )
-        prefix = "serviceMonitor" if kind == "ServiceMonitor" else "podMonitor"
+            return any(spec.get(f"{p}NamespaceSelector") is not None for p in SELECTOR_PREFIXES.values())
+        prefix = SELECTOR_PREFIXES.get(kind, "podMonitor")
         selector = selector_field(spec, f"{prefix}Selector")
         ns_selector = selector_field(spec, f"{prefix}NamespaceSelector")
     except InvalidConfig:

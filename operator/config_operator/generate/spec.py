@@ -30,6 +30,49 @@ SPEC_FIELDS = frozenset(
         "additionalScrapeConfigs",
         "secretName",
         "paused",
+        "ruleSelector",
+        "ruleNamespaceSelector",
+        "probeSelector",
+        "probeNamespaceSelector",
+        "serviceDiscoveryRole",
+        "additionalAlertRelabelConfigs",
+        "additionalAlertManagerConfigs",
+        # issue 10: sharding, external labels, the target version (for version gates)
+        "shards",
+        "prometheusExternalLabelName",
+        "replicaExternalLabelName",
+        "version",
+        # issue 10: limits (generate.limits)
+        "sampleLimit",
+        "targetLimit",
+        "labelLimit",
+        "labelNameLengthLimit",
+        "labelValueLengthLimit",
+        "keepDroppedTargets",
+        "bodySizeLimit",
+        "enforcedSampleLimit",
+        "enforcedTargetLimit",
+        "enforcedLabelLimit",
+        "enforcedLabelNameLengthLimit",
+        "enforcedLabelValueLengthLimit",
+        "enforcedKeepDroppedTargets",
+        "enforcedBodySizeLimit",
+        # issue 10: tenancy (generate.tenancy)
+        "enforcedNamespaceLabel",
+        "excludedFromEnforcement",
+        "ignoreNamespaceSelectors",
+        "overrideHonorLabels",
+        "overrideHonorTimestamps",
+        "podTargetLabels",
+        # issue 10: global fields (generate.globals)
+        "scrapeProtocols",
+        "queryLogFile",
+        "scrapeFailureLogFile",
+        # issue 10: remote write (generate.remote_write)
+        "remoteWrite",
+        # issue 8
+        "scrapeClasses",
+        "arbitraryFSAccessThroughSMs",
     }
 )
 
