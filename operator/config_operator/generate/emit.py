@@ -45,6 +45,8 @@ class Emitter:
         # Whole lines by (indentation, key, value): most lines of a config repeat, whole.
         self._lines: dict[tuple[Any, ...], str] = {}
         self._resolver = yaml.resolver.Resolver()
+        # Whole flat mappings in a sequence, by (lead, indentation, _flat(item)).
+        self._items: dict[tuple[Any, ...], str] = {}
 
     def dump(self, data: Any) -> bytes:
         """Exactly ``dump_yaml(data)``."""
@@ -95,6 +97,15 @@ class Emitter:
             if kind is dict or kind is list:
                 if not item:
                     out.append(f"{lead}{_EMPTY[kind]}\n")
+                elif kind is dict and (flat := _flat(item)) is not None:
+                    # A relabel rule and its like: the same few thousand recur across every job.
+                    memo_item = (lead, indent, flat)
+                    text = self._items.get(memo_item)
+                    if text is None:
+                        part: list[str] = [lead]
+                        self._mapping(item, indent + 2, True, part)
+                        text = self._items[memo_item] = "".join(part)
+                    out.append(text)
                 else:
                     out.append(lead)
                     if kind is dict:
@@ -151,10 +162,25 @@ class Emitter:
 
     def memo_size(self) -> int:
         """How many scalars and lines it remembers."""
-        return len(self._values) + len(self._keys) + len(self._lines)
+        return len(self._values) + len(self._keys) + len(self._lines) + len(self._items)
 
     def _plain(self, text: str) -> bool:
         return (
             _PLAIN.fullmatch(text) is not None
             and self._resolver.resolve(ScalarNode, text, (True, False)) == _STR_TAG  # type: ignore[no-untyped-call]
         )
+
+
+def _flat(item: dict[Any, Any]) -> tuple[Any, ...] | None:
+    """A hashable image of a mapping whose values are scalars or lists of scalars (a relabel rule),
+    with every type in it (``1`` and ``True`` are equal in Python, not in YAML); None otherwise."""
+    image: list[Any] = []
+    for key, value in item.items():
+        kind = type(value)
+        if kind in _SCALARS:
+            image.append((type(key), key, kind, value))
+        elif kind is list and value and all(type(v) is str for v in value):
+            image.append((type(key), key, list, tuple(value)))
+        else:
+            return None
+    return tuple(image)
