@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from reloader import write
@@ -39,6 +40,7 @@ from reloader.apply import (
     apply_config,
     build_env,
     log_applied,
+    log_started,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +68,9 @@ INLINE_APPLY_S: Final = 0.005
 HUNG_AFTER_BEATS: Final = 3
 """A watcher whose last beat is older than this many heartbeats is hung."""
 
+FirstReload = tuple[float, float, "str | None"]
+"""A first reload sent before the loop started (``reloader.cli``): when (time.time() and
+time.monotonic()), and its error, None for success."""
 ReloadFn = Callable[[], Awaitable[None]]
 """One reload; raises ReloadFailed."""
 WatchFn = Callable[["Reloader"], Coroutine[Any, Any, None]]
@@ -172,31 +177,30 @@ class Reloader:
     def _hung_after_s(self) -> float:
         return HUNG_AFTER_BEATS * self.opts.watch_heartbeat_s
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Apply, then watch, re-apply and reload until ``stop`` is set. StartupError if the first apply fails."""
-        web_config = self._load_web_config()
-        try:
-            first = await self._apply(counted=False)
-        except ApplyError as exc:
-            raise StartupError(str(exc)) from exc
-        from reloader import __version__
+    async def run(self, stop: asyncio.Event, first: tuple[Applied, FirstReload | None] | None = None) -> None:
+        """Apply, then watch, re-apply and reload until ``stop`` is set. StartupError if the first apply fails.
 
-        log.info(
-            "started",
-            extra={
-                "version": __version__,
-                "method": self.opts.reload_method,
-                "config": str(self.opts.config_file),
-                "output": str(self.opts.output_file),
-                "watched_dirs": ",".join(str(d) for d in self.opts.watched_dirs),
-            },
-        )
+        ``first``: the first apply, done and logged already, and the first reload if it was sent.
+        """
+        web_config = self._load_web_config()
+        if first is None:
+            try:
+                applied = await self._apply(counted=False)
+            except ApplyError as exc:
+                raise StartupError(str(exc)) from exc
+            log_started(self.opts, log)
+            reloaded: FirstReload | None = None
+        else:
+            applied, reloaded = first
+            self._count(lambda m: m.env_expansion_errors.set(applied.expansion.errors))
         tasks: list[asyncio.Task[None]] = []
         try:
             # The stack closes (client session, server) after the task group's tasks have ended.
             async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
                 tasks.append(
-                    tg.create_task(self._main(first, web_config, stack, tg, tasks), name="apply-loop")
+                    tg.create_task(
+                        self._main(applied, reloaded, web_config, stack, tg, tasks), name="apply-loop"
+                    )
                 )
                 await stop.wait()
                 for task in tasks:
@@ -213,15 +217,21 @@ class Reloader:
     async def _main(
         self,
         first: Applied,
+        reloaded: FirstReload | None,
         web_config: WebConfig | None,
         stack: contextlib.AsyncExitStack,
         tg: asyncio.TaskGroup,
         tasks: list[asyncio.Task[None]],
     ) -> None:
         lighten_aiohttp(self.opts)
-        quick = self._quick_reload()
-        reload_fn = quick or await self._full_reload(stack)
-        await self._try_reload(reload_fn, first.sha256)
+        if reloaded is not None:
+            quick: ReloadFn | None = None
+            reload_fn = await self._full_reload(stack)
+            self._reload_done(first.sha256, *reloaded)
+        else:
+            quick = self._quick_reload()
+            reload_fn = quick or await self._full_reload(stack)
+            await self._try_reload(reload_fn, first.sha256)
         tasks.append(tg.create_task(self._watch_forever(), name="watch"))
         if quick is not None:
             reload_fn = await self._full_reload(stack)
@@ -253,7 +263,7 @@ class Reloader:
         from reloader.webconfig import WebConfigError, load_web_config
 
         try:
-            return load_web_config(self.opts.web_config_file)
+            return load_web_config(Path(self.opts.web_config_file))
         except WebConfigError as exc:
             raise StartupError(str(exc)) from exc
 
@@ -299,7 +309,7 @@ class Reloader:
         from reloader.httpclient import HTTPClient
 
         opts = self.opts
-        client = HTTPClient(opts.http_client_file)
+        client = HTTPClient(as_path(opts.http_client_file))
 
         async def reload() -> None:
             try:
@@ -350,27 +360,33 @@ class Reloader:
             raise
         errors = applied.expansion.errors
         self._count(lambda m: m.env_expansion_errors.set(errors))
-        log_applied(applied, self.opts)
+        log_applied(applied, self.opts, log)
         return applied
 
     async def _try_reload(self, reload_fn: ReloadFn, sha: str) -> bool:
-        self._count(lambda m: m.reloads.inc())
-        self._last_attempted_sha = sha
         try:
             await reload_fn()
         except ReloadFailed as exc:
-            self._retry_at = time.monotonic() + self.opts.retry_interval_s
-            self._count(lambda m: m.reloads_failed.inc())
-            self._count(lambda m: m.last_reload_successful.set(0))
+            self._reload_done(sha, self._clock(), time.monotonic(), str(exc))
             log.error("reload failed", extra={"err": str(exc), "retry_in_s": self.opts.retry_interval_s})
             return False
-        self._retry_at = None
-        self._ready = True
-        now = self._clock()
-        self._count(lambda m: m.last_reload_successful.set(1))
-        self._count(lambda m: m.last_reload_success_timestamp_seconds.set(now))
+        self._reload_done(sha, self._clock(), time.monotonic(), None)
         log.info("reloaded", extra={"method": self.opts.reload_method, "sha256": sha[:16]})
         return True
+
+    def _reload_done(self, sha: str, at: float, at_monotonic: float, error: str | None) -> None:
+        """Count one reload of ``sha`` that ended at ``at`` (wall clock), failed with ``error`` or not."""
+        self._count(lambda m: m.reloads.inc())
+        self._last_attempted_sha = sha
+        if error is not None:
+            self._retry_at = at_monotonic + self.opts.retry_interval_s
+            self._count(lambda m: m.reloads_failed.inc())
+            self._count(lambda m: m.last_reload_successful.set(0))
+            return
+        self._retry_at = None
+        self._ready = True
+        self._count(lambda m: m.last_reload_successful.set(1))
+        self._count(lambda m: m.last_reload_success_timestamp_seconds.set(at))
 
     async def _step(self, current: Applied, reload_fn: ReloadFn) -> Applied:
         """One turn of the loop: wait for a change (or a due retry), apply, and reload when needed.
@@ -461,6 +477,10 @@ class Reloader:
                 task.exception()  # retrieved: the error raised above is the one reported
 
 
+def as_path(path: str | None) -> Path | None:
+    return None if path is None else Path(path)
+
+
 SMALL_INPUT_BYTES: Final = 256 * 1024
 
 
@@ -469,7 +489,7 @@ def _small_input(opts: Options) -> bool:
     if opts.config_file is None or opts.watched_dirs:
         return False
     try:
-        return opts.config_file.stat().st_size <= SMALL_INPUT_BYTES
+        return os.stat(opts.config_file).st_size <= SMALL_INPUT_BYTES
     except OSError:
         return False  # the apply reports it
 
@@ -538,8 +558,10 @@ async def _watch_files(reloader: Reloader) -> None:
     from reloader import watch
 
     opts = reloader.opts
-    roots = watch.watch_roots(opts.config_file, opts.watched_dirs)
-    keep = watch.event_filter(opts.config_file, opts.watched_dirs, opts.output_file, write.TEMP_PREFIX)
+    config_file, output_file = as_path(opts.config_file), as_path(opts.output_file)
+    watched_dirs = [Path(d) for d in opts.watched_dirs]
+    roots = watch.watch_roots(config_file, watched_dirs)
+    keep = watch.event_filter(config_file, watched_dirs, output_file, write.TEMP_PREFIX)
     log.debug("watching", extra={"dirs": ",".join(str(r) for r in roots)})
     await watch.watch_changes(
         roots,
@@ -547,6 +569,6 @@ async def _watch_files(reloader: Reloader) -> None:
         keep=keep,
         on_ready=reloader.watching,
         beat=reloader.beat,
-        recursive=[d.absolute() for d in opts.watched_dirs],
+        recursive=[d.absolute() for d in watched_dirs],
         heartbeat_s=opts.watch_heartbeat_s,
     )

@@ -7,10 +7,9 @@ tests/reloader/test_fuzz.py checks it against a model of Go's parser.
 
 from __future__ import annotations
 
-import re
-from typing import Final
-
-import click
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 _UNIT_NS: Final = {
     "ns": 1,
@@ -24,9 +23,33 @@ _UNIT_NS: Final = {
 }
 MAX_NS: Final = (1 << 63) - 1
 """Go's durations are int64 nanoseconds: about 292 years."""
-# [0-9], not \d: Python's \d takes any Unicode digit, and float() would read "\u0661s" (Arabic-Indic one) as one second.
-# Longest units first, so that "ms" is not read as "m" followed by junk.
-_PART: Final = re.compile(r"(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))(ns|us|µs|μs|ms|s|m|h)")
+_DIGITS: Final = frozenset("0123456789")
+"""ASCII only: float() would read "\u0661s" (an Arabic-Indic one) as one second, Go does not."""
+# Longest first, so that "ms" is not read as "m" followed by junk. Plain string scanning, not re:
+# init mode parses durations, and importing re costs about 1 s of wall time under a 10m CPU limit.
+_UNITS: Final = ("ns", "us", "µs", "μs", "ms", "s", "m", "h")
+
+
+def _digits(text: str, pos: int) -> int:
+    """The end of the run of ASCII digits at ``pos``."""
+    while pos < len(text) and text[pos] in _DIGITS:
+        pos += 1
+    return pos
+
+
+def _part(text: str, pos: int) -> tuple[str, str, str, int] | None:
+    """(whole digits, fraction digits, unit, end) of the number-unit pair at ``pos``, or None."""
+    whole_end = _digits(text, pos)
+    whole, fraction, end = text[pos:whole_end], "", whole_end
+    if text.startswith(".", end):
+        fraction_end = _digits(text, end + 1)
+        fraction, end = text[end + 1 : fraction_end], fraction_end
+    if not whole and not fraction:
+        return None
+    for unit in _UNITS:
+        if text.startswith(unit, end):
+            return whole, fraction, unit, end + len(unit)
+    return None
 
 
 def parse_duration(text: str) -> float:
@@ -45,13 +68,12 @@ def parse_duration(text: str) -> float:
     total_ns = 0
     pos = 0
     while pos < len(body):
-        match = _PART.match(body, pos)
-        if match is None:
+        part = _part(body, pos)
+        if part is None:
             raise ValueError(
                 f"invalid duration {text!r}: want a number and a unit, e.g. 500ms, 1s, 3m, 1h30m"
             )
-        whole, fraction, bare_fraction, unit = match.groups()
-        fraction = fraction or bare_fraction or ""
+        whole, fraction, unit, end = part
         unit_ns = _UNIT_NS[unit]
         # Integers throughout: exact, and an overflow is seen however many digits there are.
         total_ns += int(whole or "0") * unit_ns
@@ -59,19 +81,5 @@ def parse_duration(text: str) -> float:
             total_ns += int(fraction) * unit_ns // 10 ** len(fraction)
         if total_ns > MAX_NS:
             raise ValueError(f"invalid duration {text!r}: longer than Go's maximum, 2562047h47m16.854775807s")
-        pos = match.end()
+        pos = end
     return total_ns / 1e9
-
-
-class Duration(click.ParamType[float]):
-    """A click parameter type for Go durations; a bad one is a usage error naming the flag."""
-
-    name = "duration"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)

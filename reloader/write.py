@@ -20,71 +20,79 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import re
-import secrets
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Final
+
+# Annotations only: init mode imports this module, and typing costs about 0.5 s at 10m CPU.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import BinaryIO, Final, TypeAlias
+
+    PathArg: TypeAlias = str | os.PathLike[str]
+
+    WriteChunk = Callable[[int, bytes], int]
+    """``os.write``'s shape: the seam a test uses to simulate a full disk."""
 
 CHUNK_BYTES: Final = 64 * 1024
 TEMP_PREFIX: Final = ".config-reloader-"
 """Temporary files start with this, so the watcher can ignore its own writes."""
 TEMP_SUFFIX: Final = ".tmp"
 _RANDOM_BYTES: Final = 6
-_RANDOM: Final = r"[0-9a-f]{12}"
-"""Between prefix and suffix: ``secrets.token_hex(_RANDOM_BYTES)``, always this long."""
+_HEX: Final = "0123456789abcdef"
+"""Between prefix and suffix: ``_RANDOM_BYTES`` random bytes in lowercase hex, always this long."""
 _NAME_MAX: Final = 255
-
-WriteChunk = Callable[[int, bytes], int]
-"""``os.write``'s shape: the seam a test uses to simulate a full disk."""
 
 
 class WriteError(OSError):
     """The output could not be written; the message is one line naming the path and the cause."""
 
 
-@dataclass(frozen=True)
 class WriteResult:
     """The outcome of one ``write_atomic``."""
 
-    sha256: str
-    """Hex digest of the rendered bytes."""
-    size: int
-    """Number of rendered bytes."""
-    changed: bool
-    """False when the output already held these bytes and was left alone."""
+    __slots__ = ("changed", "sha256", "size")
+
+    def __init__(self, *, sha256: str, size: int, changed: bool) -> None:
+        self.sha256 = sha256
+        """Hex digest of the rendered bytes."""
+        self.size = size
+        """Number of rendered bytes."""
+        self.changed = changed
+        """False when the output already held these bytes and was left alone."""
 
 
-def read_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+def read_chunks(path: PathArg, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
     """The file's bytes in chunks, following symlinks. OSError propagates to the caller."""
     with open(path, "rb") as f:
         while chunk := f.read(chunk_bytes):
             yield chunk
 
 
-def temp_prefix(out: Path) -> str:
+def temp_prefix(out: PathArg) -> str:
     """The start of every temporary name for ``out``: the output's name, then a dot.
 
     A name too long for the file system once prefixed is replaced by its hash, which is still unique
     to that output.
     """
-    name = out.name
+    name = os.path.basename(os.fspath(out))
     if len(os.fsencode(TEMP_PREFIX + name)) + 1 + 2 * _RANDOM_BYTES + len(TEMP_SUFFIX) > _NAME_MAX:
         name = "sha256-" + hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
     return f"{TEMP_PREFIX}{name}."
 
 
-def is_own_temp(out: Path, name: str) -> bool:
+def is_own_temp(out: PathArg, name: str) -> bool:
     """True for a temporary name that a write of ``out`` created, and for no other name.
 
     The random part has a fixed length, so the output's name is read back unambiguously: the
     temporary files of ``a`` and of ``a.b`` never match each other's pattern.
     """
-    return re.fullmatch(re.escape(temp_prefix(out)) + _RANDOM + re.escape(TEMP_SUFFIX), name) is not None
+    prefix = temp_prefix(out)
+    if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
+        return False
+    middle = name[len(prefix) : len(name) - len(TEMP_SUFFIX)]
+    return len(middle) == 2 * _RANDOM_BYTES and not middle.strip(_HEX)
 
 
-def remove_leftovers(out: Path) -> list[str]:
+def remove_leftovers(out: PathArg) -> list[str]:
     """Remove the temporary files that earlier (killed) writes of ``out`` left; returns their names.
 
     Only regular files of the exact pattern are removed. A directory that cannot be listed, or a file
@@ -92,7 +100,7 @@ def remove_leftovers(out: Path) -> list[str]:
     """
     removed: list[str] = []
     try:
-        with os.scandir(out.parent) as it:
+        with os.scandir(_parent(os.fspath(out))) as it:
             candidates = [e for e in it if is_own_temp(out, e.name)]
     except OSError:
         return removed
@@ -106,6 +114,10 @@ def remove_leftovers(out: Path) -> list[str]:
     return removed
 
 
+def _parent(out: str) -> str:
+    return os.path.dirname(out) or "."
+
+
 def _write_all(fd: int, data: bytes, write_chunk: WriteChunk) -> None:
     while data:
         written = write_chunk(fd, data)
@@ -113,7 +125,7 @@ def _write_all(fd: int, data: bytes, write_chunk: WriteChunk) -> None:
 
 
 def write_atomic(
-    path: str | Path, chunks: Iterable[bytes], *, write_chunk: WriteChunk = os.write
+    path: PathArg, chunks: Iterable[bytes], *, write_chunk: WriteChunk = os.write
 ) -> WriteResult:
     """Write ``chunks`` to ``path`` atomically, unless the bytes are unchanged.
 
@@ -121,7 +133,7 @@ def write_atomic(
     disk). Errors raised by ``chunks`` itself (a RenderError, or an OSError reading the input) propagate
     unchanged. Either way, the output is left as it was and no temporary file is left behind.
     """
-    out = Path(path)
+    out = os.fspath(path)
     # One process writes one output at a time, so any temporary file of this output is a leftover.
     remove_leftovers(out)
     digest = hashlib.sha256()
@@ -151,7 +163,7 @@ def write_atomic(
     return WriteResult(sha256=digest.hexdigest(), size=size, changed=True)
 
 
-def _open_current(out: Path) -> BinaryIO | None:
+def _open_current(out: str) -> BinaryIO | None:
     # Anything unreadable (missing, a directory, no permission) simply compares as different.
     try:
         return open(out, "rb")  # closed by write_atomic
@@ -169,11 +181,11 @@ def _read(f: BinaryIO, n: int) -> bytes | None:
 class _TempFile:
     """The temporary file next to the output, created only once the bytes differ."""
 
-    def __init__(self, out: Path, write_chunk: WriteChunk) -> None:
+    def __init__(self, out: str, write_chunk: WriteChunk) -> None:
         self.out = out
         self.write_chunk = write_chunk
         self.fd: int | None = None
-        self.path: Path | None = None
+        self.path: str | None = None
 
     @property
     def started(self) -> bool:
@@ -181,7 +193,7 @@ class _TempFile:
 
     def start(self, copy_from: BinaryIO | None, prefix_bytes: int) -> None:
         """Create the file, then copy the first ``prefix_bytes`` of the current output into it."""
-        directory = self.out.parent
+        directory = _parent(self.out)
         try:
             self.fd, self.path = _create_temp(self.out)
         except OSError as exc:
@@ -212,13 +224,13 @@ class _TempFile:
             os.close(fd)
         # The temporary file is 0600; the output keeps its mode, or gets a normal file's.
         try:
-            mode = self.out.stat().st_mode & 0o777
+            mode = os.stat(self.out).st_mode & 0o777
         except OSError:
             mode = 0o644
         _guarded(self.out, os.chmod, self.path, mode)
         _guarded(self.out, os.replace, self.path, self.out)
         self.path = None
-        _fsync_dir(self.out.parent)
+        _fsync_dir(_parent(self.out))
 
     def discard(self) -> None:
         """Close and remove the temporary file, if there is one."""
@@ -226,33 +238,37 @@ class _TempFile:
             os.close(self.fd)
             self.fd = None
         if self.path is not None:
-            self.path.unlink(missing_ok=True)
+            # Not contextlib.suppress: init mode imports this module, and contextlib is not free.
+            try:  # noqa: SIM105
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
             self.path = None
 
 
-def _create_temp(out: Path) -> tuple[int, Path]:
+def _create_temp(out: str) -> tuple[int, str]:
     # O_EXCL: a name that exists (astronomically unlikely) is never reused; 0600 like mkstemp.
     for _ in range(100):
-        path = out.parent / f"{temp_prefix(out)}{secrets.token_hex(_RANDOM_BYTES)}{TEMP_SUFFIX}"
+        path = os.path.join(_parent(out), f"{temp_prefix(out)}{os.urandom(_RANDOM_BYTES).hex()}{TEMP_SUFFIX}")
         try:
             return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
         except FileExistsError:
             continue
-    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(out.parent))
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", _parent(out))
 
 
-def _write_error(out: Path, exc: OSError, context: str = "") -> WriteError:
+def _write_error(out: str, exc: OSError, context: str = "") -> WriteError:
     return WriteError(exc.errno, f"output {out}: {context}{exc.strerror or exc.__class__.__name__}")
 
 
-def _guarded(out: Path, fn: Callable[..., object], *args: object) -> None:
+def _guarded(out: str, fn: Callable[..., object], *args: object) -> None:
     try:
         fn(*args)
     except OSError as exc:
         raise _write_error(out, exc) from exc
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: str) -> None:
     # Makes the rename itself durable; some filesystems refuse fsync on a directory, which is harmless.
     try:
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from config_operator.cli import cli as operator_cli
 from config_operator.metrics import OperatorMetrics
-from reloader.cli import command as reloader_command
+from reloader.command import command as reloader_command
 from reloader.metrics import new_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

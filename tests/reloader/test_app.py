@@ -8,7 +8,6 @@ import gzip
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ def options(tmp_path: Path, url: str, **kw: Any) -> Options:
         retry_interval_s=0.1,
         reload_timeout_s=10.0,
     )
-    return replace(base, **kw)
+    return base.replace(**kw)
 
 
 @pytest.fixture

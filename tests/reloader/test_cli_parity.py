@@ -14,7 +14,8 @@ from click.core import ParameterSource
 
 from reloader import __version__
 from reloader.app import Reloader
-from reloader.cli import command, merge_aliases, url_under
+from reloader.command import command
+from reloader.flags import merge_aliases, url_under
 from reloader.metrics import build_labels
 from tests.reloader.conftest import Endpoint, running, sample, start_endpoint
 from tests.reloader.procs import Spawn, spawn, wait_serving
@@ -183,22 +184,22 @@ def test_the_seed_s_thanos_command_line_means_what_the_sidecar_meant() -> None:
             "--prometheus.http-client-file=/etc/reloader/client.yaml",
         ]
     )
-    assert params["config_file"] == Path("/etc/prometheus/prometheus.yaml.tmpl")
-    assert params["config_envsubst_file"] == Path("/etc/prometheus-shared/prometheus.yaml")
+    assert params["config_file"] == "/etc/prometheus/prometheus.yaml.tmpl"
+    assert params["config_envsubst_file"] == "/etc/prometheus-shared/prometheus.yaml"
     # Normalised: the trailing slash would otherwise never match a file event's directory.
-    assert params["watched_dir"] == (Path("/etc/prometheus/rules"), Path("/etc/prometheus/more/rules"))
+    assert params["watched_dir"] == ("/etc/prometheus/rules", "/etc/prometheus/more/rules")
     assert str(params["watched_dir"][0]) == "/etc/prometheus/rules"
     assert (params["watch_interval"], params["retry_interval"]) == (60.0, 2.0)
     assert (params["reload_method"], params["process_executable_name"]) == ("signal", "thanos-ruler")
     assert params["reload_url"] == "http://localhost:9090/-/reload"
     assert params["runtimeinfo_url"] == "http://localhost:9090/api/v1/status/runtimeinfo"
-    assert params["reload_http_client_file"] == Path("/etc/reloader/client.yaml")
+    assert params["reload_http_client_file"] == "/etc/reloader/client.yaml"
     assert not any(k.startswith("thanos_") or k == "prometheus_url" for k in params)
 
 
 def test_without_aliases_our_own_flags_and_defaults_stand() -> None:
     params = resolved(["--config-file=/in", "--watched-dir=/rules/"])
-    assert params["watched_dir"] == (Path("/rules"),)
+    assert params["watched_dir"] == ("/rules",)
     assert params["reload_url"] == "http://127.0.0.1:9090/-/reload"
     assert (params["watch_interval"], params["reload_method"]) == (180.0, "http")
 
@@ -217,7 +218,7 @@ def test_prometheus_url_keeps_a_route_prefix(base: str, reload_url: str) -> None
 
 def test_every_alias_is_a_real_option() -> None:
     names = {p.name for p in command.params if isinstance(p, click.Option)}
-    from reloader.cli import THANOS_ALIASES
+    from reloader.flags import THANOS_ALIASES
 
     for alias, _flag, ours, _our_flag in THANOS_ALIASES:
         assert {alias, ours} <= names

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 import pytest
 
-from reloader.durations import Duration, parse_duration
+from reloader.command import Duration
+from reloader.durations import parse_duration
 
 
 @pytest.mark.parametrize(
