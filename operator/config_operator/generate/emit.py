@@ -110,7 +110,7 @@ class Emitter:
         self, data: list[Any], indent: int, inline: bool, out: list[str], remember: bool = True
     ) -> None:
         dash = " " * indent + "- "
-        if remember and not inline:
+        if remember and not inline and type(data[0]) is dict:
             try:
                 images = list(map(marshal.dumps, data, _MARSHAL_VERSION))
             except ValueError:  # something marshal refuses: written item by item, below
