@@ -147,8 +147,11 @@ _ROLES = {
 }
 
 
-def monitor_jobs(kind: str, monitor: Mapping[str, Any], ctx: JobContext) -> MonitorJobs:
-    """The jobs of one monitor; Reject lists every problem, separated by "; "."""
+def monitor_jobs(
+    kind: str, monitor: Mapping[str, Any], ctx: JobContext, lookup: Lookup | None = None
+) -> MonitorJobs:
+    """The jobs of one monitor; Reject lists every problem, separated by "; ". Secrets and ConfigMaps
+    are read through ``lookup`` (the job cache's recording one), else through ``ctx.lookup``."""
     role = _ROLES[kind]
     problems: list[str] = []
     spec = monitor.get("spec")
@@ -159,7 +162,7 @@ def monitor_jobs(kind: str, monitor: Mapping[str, Any], ctx: JobContext) -> Moni
         problems.append(f"unsupported field(s) in spec: {', '.join(unknown)}")
     key = ObjectKey.of(monitor)
     gates = Gates(ctx.version)
-    values = assets.Values(ctx.lookup, key.namespace)
+    values = assets.Values(ctx.lookup if lookup is None else lookup, key.namespace)
     cls = ctx.classes.resolve(spec.get("scrapeClass"))
     if cls is None:
         problems.append(
