@@ -4,7 +4,9 @@ PyYAML's representer and serializer run in Python even over libyaml's emitter: 1
 10 s. Jobs are plain data in block style, whose layout is simple (two-space indents, sequences in a
 mapping not indented), so this writes the layout itself and asks ``dump_yaml`` only how each distinct
 scalar is written (plain, quoted, escaped), remembering the answer: the same few hundred strings
-make up most of a config. Whatever this does not reproduce exactly (a multi-line string, a key
+make up most of a config. Whole lines and whole sequence items (a relabel rule: the same few thousand
+recur across every job) are remembered too, items by their marshal image. Whatever this does not
+reproduce exactly (a multi-line string, a key
 PyYAML would write as ``? key``, a type other than dict, list, str, int, float, bool and None) makes
 ``dump`` hand the whole value to ``dump_yaml``, so the bytes never differ.
 """
@@ -22,10 +24,10 @@ from yaml.nodes import ScalarNode
 from config_operator.generate.common import dump_yaml
 
 _EMPTY = {dict: "{}", list: "[]"}
-# A string of these characters is written plain: none of them is an indicator where it can sit (not
-# first: "-", ".", "|", "*", ";" is fine anywhere but "#", ":", ",", "[]{}" and spaces are left out),
-# unless it would read back as something else (true, null, 15, 1e3, ...), which the resolver tells.
-# Everything else asks dump_yaml. Relabel regexes and durations ("(app-1);true", "15s") take this path.
+# A string of these characters is written plain unless it would read back as something else (true,
+# null, 1e3, ...), which the resolver tells: none of them is an indicator where it sits ("-", ".",
+# "|", "*", "+" and ";" never come first; "#", ":", ",", brackets, quotes and spaces are not among
+# them). Everything else asks dump_yaml. Relabel regexes and durations ("(app-1);true", "15s") fit.
 _PLAIN = re.compile(r"[A-Za-z0-9_(/$][A-Za-z0-9_./()$;|*+-]*")
 _STR_TAG = "tag:yaml.org,2002:str"
 # A scalar written over several lines is indented by where it sits: dump_yaml writes those.
