@@ -58,9 +58,15 @@ def _validate_requirement(index: int, req: Any) -> None:
         raise ValueError(f"{where}: operator {op} takes no values")
 
 
-def matches(selector: LabelSelector | Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """Whether ``labels`` satisfy ``selector``; raises ValueError if the selector is malformed."""
-    validate(selector)
+def matches(
+    selector: LabelSelector | Mapping[str, Any], labels: Mapping[str, str], *, checked: bool = False
+) -> bool:
+    """Whether ``labels`` satisfy ``selector``; raises ValueError if the selector is malformed.
+
+    ``checked``: the caller validated ``selector`` already, so it is not validated again (a
+    generation matches the same selector against thousands of monitors)."""
+    if not checked:
+        validate(selector)
     for key, value in (selector.get("matchLabels") or {}).items():
         if labels.get(key) != value:
             return False

@@ -565,3 +565,32 @@ def test_any_value_in_nested_settings_is_a_rejection_or_a_job_never_a_crash() ->
                 assert "spec.scrapeClasses[0]" in str(exc), (name, value)
             else:
                 assert out.service_monitors == 1, (name, value)
+
+
+# (interval, scrapeTimeout, the PrometheusConfig's scrapeInterval) -> the job's timing keys, or the
+# rejection: the timeout is held against the endpoint's interval, else the global one.
+TIMINGS: list[tuple[Any, Any, str, dict[str, str] | str]] = [
+    (None, None, "30s", {}),
+    ("15s", None, "30s", {"scrape_interval": "15s"}),
+    (None, "10s", "30s", {"scrape_timeout": "10s"}),
+    (None, "1m", "30s", "scrapeTimeout '1m' is greater than the scrape interval '30s'"),
+    ("15s", "15s", "30s", {"scrape_interval": "15s", "scrape_timeout": "15s"}),
+    ("15s", "16s", "30s", "scrapeTimeout '16s' is greater than the scrape interval '15s'"),
+    ("1m30s", "1m", "10s", {"scrape_interval": "1m30s", "scrape_timeout": "1m"}),
+    ("2s", "1500ms", "10s", {"scrape_interval": "2s", "scrape_timeout": "1500ms"}),
+    ("", "10s", "30s", "interval: not a valid duration: ''"),
+    ("soon", "10s", "30s", "interval: not a valid duration: 'soon'"),
+    ("15s", 10, "30s", "scrapeTimeout: not a valid duration: 10"),
+]
+
+
+@pytest.mark.parametrize(("interval", "timeout", "global_interval", "want"), TIMINGS)
+def test_endpoint_timing(interval: Any, timeout: Any, global_interval: str, want: Any) -> None:
+    fields = {k: v for k, v in (("interval", interval), ("scrapeTimeout", timeout)) if v is not None}
+    out = _run(_sm(fields), scrapeInterval=global_interval)
+    if isinstance(want, str):
+        (rejected,) = out.rejected
+        assert want in rejected.reason
+        return
+    (job,) = yaml.safe_load(out.config)["scrape_configs"]
+    assert {k: job[k] for k in ("scrape_interval", "scrape_timeout") if k in job} == want

@@ -176,19 +176,67 @@ def test_loader_keeps_aliases_shared_as_safe_load_does() -> None:
     assert data["a"] is data["b"]
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_emitter_plain_shortcut_agrees_with_dump_yaml(seed: int) -> None:
-    # The emitter writes strings of [A-Za-z_][A-Za-z0-9_./-]* without asking dump_yaml (unless the
-    # resolver reads them as something else): check that against dump_yaml on many such strings.
+@pytest.mark.parametrize("pure_python", [False, True])
+@pytest.mark.parametrize("seed", range(40))
+def test_emitter_plain_shortcut_agrees_with_dump_yaml(
+    seed: int, pure_python: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The emitter writes strings of [A-Za-z0-9_(/$][A-Za-z0-9_./()$;|*+-]* without asking dump_yaml
+    # (unless the resolver reads them as something else): check that against dump_yaml on many such
+    # strings, and on neighbours that must not take the shortcut.
     rng = random.Random(seed)
-    first, rest = "Aaz_YyNnOoTtFf", "az09_./-AZ"
+    first, rest = "Aaz09_(/$YyNnOoTtFf.-|*+", "az09_./()$;|*+-AZeE:#, "
     words = ["true", "False", "yes", "NO", "on", "Off", "null", "Null", "y", "n", "_", "x.y", "a-", "b/"]
+    words += ["15s", "1e3", "1_000", "0x1F", "012", "1.5", "(.+)", "$(SHARD);|.+;.+", "/metrics", "$1"]
+    words += ["(app-00001);true", "go_gc_.*|go_memstats_.*", "-", "---", "...", "*", "|", "+1", "1:30"]
     strings = [
         rng.choice(first) + "".join(rng.choice(rest) for _ in range(rng.randint(0, 12))) for _ in range(200)
     ]
     strings += words
+    if pure_python:
+        monkeypatch.setattr(generate_common, "_Dumper", _PurePythonDumper)
     data = {s: [s, {s: s}] for s in strings}
     assert Emitter().dump(data) == dump_yaml(data)
+
+
+def test_emitter_tells_remembered_items_apart_by_type() -> None:
+    # 1, 1.0 and True are equal in Python and written differently; so are a list and a mapping.
+    emitter = Emitter()
+    variants: list[Any] = [1, 1.0, True, "1", None, [1], {"x": 1}, -0.0, 0.0, 0, False]
+    for value in variants * 2:
+        data = {"rules": [{"a": value, "b": [str(value)]}, {"a": value}], "v": value, "s": [value]}
+        assert emitter.dump(data) == dump_yaml(data)
+        assert emitter.dump([data]) == dump_yaml([data])
+    # Keys too, in one mapping's sub-mappings: each line is remembered by its key.
+    keys: dict[str, Any] = {f"m{i}": {k: "x", "k": {k: []}} for i, k in enumerate([1, True, 1.0, 0.0, -0.0])}
+    assert emitter.dump(keys) == dump_yaml(keys)
+
+
+class _Str(str):
+    pass
+
+
+def test_emitter_hands_subclasses_in_remembered_items_to_dump_yaml() -> None:
+    # marshal refuses subclasses, so an item holding one is never taken for the equal plain item.
+    emitter = Emitter()
+    plain = {"rules": [{"a": "x"}]}
+    assert emitter.dump(plain) == dump_yaml(plain)
+    with pytest.raises(yaml.representer.RepresenterError):
+        emitter.dump({"rules": [{"a": _Str("x")}]})
+
+
+def test_emitter_writes_the_same_with_and_without_what_it_remembered() -> None:
+    # Every job of a config through one emitter (most items remembered) against a fresh emitter per
+    # job (nothing remembered) and against dump_yaml.
+    rng = random.Random(7)
+    rules = [{"source_labels": [rng.choice(TRICKY)], "regex": rng.choice(TRICKY)} for _ in range(20)]
+    jobs = [
+        {"job_name": f"j{i}", "relabel_configs": [rng.choice(rules) for _ in range(rng.randint(0, 6))]}
+        for i in range(300)
+    ]
+    shared = Emitter()
+    for job in jobs:
+        assert shared.dump([job]) == Emitter().dump([job]) == dump_yaml([job])
 
 
 def test_loader_without_libyaml_is_safe_load_too() -> None:

@@ -445,6 +445,34 @@ def test_parse_duration_rejects(text: str) -> None:
         parse_duration_ms(text)
 
 
+def _general_duration_ms(text: str) -> int:
+    # parse_duration_ms without its one-number-one-unit shortcut: the general pattern alone.
+    if text == "0":
+        return 0
+    match = generate_common._DURATION.match(text)
+    if not text or match is None or not any(match.groups()):
+        raise ValueError(f"not a valid duration: {text!r}")
+    units = generate_common._DURATION_UNITS_MS
+    return sum(int(g) * unit for g, unit in zip(match.groups(), units, strict=True) if g)
+
+
+def test_parse_duration_shortcut_agrees_with_the_general_pattern() -> None:
+    units = ["ms", "s", "m", "h", "d", "w", "y", "S", "M", "", "sm", "mss", "us"]
+    # The last are Arabic-Indic digits, which \d matches too.
+    numbers = ["0", "1", "15", "007", "1.5", "", "-1", "\u0661\u0665"]
+    texts = [f"{n}{u}{tail}" for n in numbers for u in units for tail in ("", "\n", " ", "30s")]
+    for text in texts:
+        try:
+            want: int | str = _general_duration_ms(text)
+        except ValueError as exc:
+            want = str(exc)
+        try:
+            got: int | str = parse_duration_ms(text)
+        except ValueError as exc:
+            got = str(exc)
+        assert got == want, text
+
+
 def test_sanitize_label_name() -> None:
     assert sanitize_label_name("app.kubernetes.io/name") == "app_kubernetes_io_name"
     assert sanitize_label_name("cost-center") == "cost_center"

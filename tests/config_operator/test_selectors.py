@@ -52,6 +52,7 @@ CASES: list[tuple[dict[str, Any], dict[str, str], bool]] = [
 @pytest.mark.parametrize(("selector", "labels", "expected"), CASES)
 def test_matches(selector: dict[str, Any], labels: dict[str, str], expected: bool) -> None:
     assert matches(selector, labels) is expected
+    assert matches(selector, labels, checked=True) is expected  # validated once, by the caller
 
 
 MALFORMED: list[tuple[Any, str]] = [

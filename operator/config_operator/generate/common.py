@@ -28,6 +28,10 @@ _DURATION_UNITS_MS = (
     1000,
     1,
 )
+# Most durations are one number and one unit ("30s"): read those without the general pattern.
+_SIMPLE_DURATION = re.compile(r"(\d+)(ms|[ywdhms])")
+_UNIT_MS = dict(zip(("y", "w", "d", "h", "m", "s", "ms"), _DURATION_UNITS_MS, strict=True))
+_NOT_IN_LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -55,13 +59,16 @@ class Rejected:
 
 def sanitize_label_name(name: str) -> str:
     """A Kubernetes label name as a Prometheus label-name suffix: every other character becomes ``_``."""
-    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    return _NOT_IN_LABEL_NAME.sub("_", name)
 
 
 def parse_duration_ms(value: str) -> int:
     """A Prometheus duration (``30s``, ``1m30s``, ``500ms``) in milliseconds; ValueError if malformed."""
     if value == "0":  # Prometheus accepts a bare zero
         return 0
+    simple = _SIMPLE_DURATION.fullmatch(value) if isinstance(value, str) else None
+    if simple is not None:
+        return int(simple[1]) * _UNIT_MS[simple[2]]
     match = _DURATION.match(value) if isinstance(value, str) else None
     if not value or match is None or not any(match.groups()):
         raise ValueError(f"not a valid duration: {value!r}")

@@ -11,7 +11,6 @@ our choosing (prometheus-operator's: ``job_name`` first), never in input order.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import json
@@ -144,20 +143,21 @@ def generate(
         ("PodMonitor", pod_monitors, "podMonitorSelector", "podMonitorNamespaceSelector"),
         ("Probe", probes, "probeSelector", "probeNamespaceSelector"),
     )
+    plan = _JobPlan(job_context, tenancy, limits, shards, gates.version)
     for kind, monitors, sel_field, ns_sel_field in groups:
         selector = selector_field(spec, sel_field)
         ns_selector = selector_field(spec, ns_sel_field)
         # Everything selects() reads besides the monitor and its namespace's labels.
         selection = repr((selector, ns_selector, pc_key.namespace))
         for identity, monitor in sorted(((_identity(m), m) for m in monitors), key=_first):
-            decide = partial(selects, selector, ns_selector, pc_key.namespace, ns_labels, monitor)
+            decide = partial(
+                selects, selector, ns_selector, pc_key.namespace, ns_labels, monitor, checked=True
+            )
             labels = ns_labels.get(identity[0], _NO_LABELS)
             if not jobs_cache.selected(kind, identity, monitor, selection, labels, decide):
                 continue
-            plan = _JobPlan(
-                kind, monitor, ObjectKey(*identity), job_context, tenancy, limits, shards, gates.version
-            )
-            fragment = jobs_cache.fragment(kind, identity, monitor, context, lookup, plan.build)
+            build = partial(plan.build, kind, monitor, ObjectKey(*identity))
+            fragment = jobs_cache.fragment(kind, identity, monitor, context, lookup, build)
             for warning in fragment.warnings:
                 gates.warn(warning)
             if fragment.rejected is not None:
@@ -196,27 +196,23 @@ def generate(
 
 @dataclass(frozen=True)
 class _JobPlan:
-    """How one monitor's jobs are built: from the monitor and the spec-derived settings alone."""
+    """How a monitor's jobs are built: from the monitor and these spec-derived settings alone."""
 
-    kind: str
-    monitor: Mapping[str, Any]
-    key: ObjectKey
     context: JobContext
     tenancy: Tenancy
     limits: Enforced
     shards: int
     version: tuple[int, int, int]
 
-    def build(self, lookup: Lookup) -> Built:
+    def build(self, kind: str, monitor: Mapping[str, Any], key: ObjectKey, lookup: Lookup) -> Built:
         """The finished jobs; Secrets and ConfigMaps only through ``lookup`` (the cache records them)."""
-        kind, key = self.kind, self.key
         gates = Gates(self.version)  # this monitor's warnings only: a cached fragment replays them
-        seen = monitor_as_seen(self.monitor, self.tenancy)
+        seen = monitor_as_seen(monitor, self.tenancy)
         tls_files: Mapping[str, str] = {}
         if kind == "Probe":
-            jobs = probe_jobs(self.monitor, self.context.global_interval)
+            jobs = probe_jobs(monitor, self.context.global_interval)
         else:
-            built = monitor_jobs(kind, seen, dataclasses.replace(self.context, lookup=lookup))
+            built = monitor_jobs(kind, seen, self.context, lookup)
             jobs, tls_files = built.jobs, built.tls_files
             for warning in built.warnings:
                 gates.warn(f"{kind} {key}: {warning}")

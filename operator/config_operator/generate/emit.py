@@ -4,13 +4,17 @@ PyYAML's representer and serializer run in Python even over libyaml's emitter: 1
 10 s. Jobs are plain data in block style, whose layout is simple (two-space indents, sequences in a
 mapping not indented), so this writes the layout itself and asks ``dump_yaml`` only how each distinct
 scalar is written (plain, quoted, escaped), remembering the answer: the same few hundred strings
-make up most of a config. Whatever this does not reproduce exactly (a multi-line string, a key
+make up most of a config. Whole lines and whole sequence items (a relabel rule: the same few thousand
+recur across every job) are remembered too, items by their marshal image. Whatever this does not
+reproduce exactly (a multi-line string, a key
 PyYAML would write as ``? key``, a type other than dict, list, str, int, float, bool and None) makes
 ``dump`` hand the whole value to ``dump_yaml``, so the bytes never differ.
 """
 
 from __future__ import annotations
 
+import itertools
+import marshal
 import re
 from typing import Any
 
@@ -20,15 +24,25 @@ from yaml.nodes import ScalarNode
 from config_operator.generate.common import dump_yaml
 
 _EMPTY = {dict: "{}", list: "[]"}
-# A string of these characters, starting with a letter or "_", is written plain (no indicator, space
-# or special character in it) unless it would read back as something else (true, null, ...), which
-# the resolver tells. Everything else asks dump_yaml.
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+# A string of these characters is written plain unless it would read back as something else (true,
+# null, 1e3, ...), which the resolver tells: none of them is an indicator where it sits ("-", ".",
+# "|", "*", "+" and ";" never come first; "#", ":", ",", brackets, quotes and spaces are not among
+# them). Everything else asks dump_yaml. Relabel regexes and durations ("(app-1);true", "15s") fit.
+_PLAIN = re.compile(r"[A-Za-z0-9_(/$][A-Za-z0-9_./()$;|*+-]*")
 _STR_TAG = "tag:yaml.org,2002:str"
 # A scalar written over several lines is indented by where it sits: dump_yaml writes those.
 _BREAKS = re.compile("[\r\n\x85\u2028\u2029]")
 # Well below the length at which PyYAML and libyaml stop writing a key as a simple key.
 _SIMPLE_KEY_MAX = 100
+# The image of a sequence item (a mapping, say): marshal writes, in C, what ``==`` ignores: the exact
+# type of every value (``1``, ``1.0`` and ``True`` are equal in Python, not in YAML), key order and
+# nesting. It refuses subclasses and objects it does not know (the emitter hands those to dump_yaml
+# anyway), and version 2 has no back-references, so an image does not depend on which equal strings
+# are the same object.
+_MARSHAL_VERSION = itertools.repeat(2)
+# Sequence items whose marshal image is at most this long have their text remembered whole (relabel
+# rules, discovery configs); longer ones are rarely repeated.
+_ITEM_MEMO_MAX = 1024
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -42,11 +56,12 @@ class Emitter:
     def __init__(self) -> None:
         self._values: dict[tuple[type, Any], str] = {}
         self._keys: dict[tuple[type, Any], str] = {}
-        # Whole lines by (indentation, key, value): most lines of a config repeat, whole.
+        # Whole lines by (lead, key, value), the value through _exact unless it is a string: most
+        # lines of a config repeat, whole.
         self._lines: dict[tuple[Any, ...], str] = {}
         self._resolver = yaml.resolver.Resolver()
-        # Whole flat mappings in a sequence, by (lead, indentation, _flat(item)).
-        self._items: dict[tuple[Any, ...], str] = {}
+        # Whole mappings in a sequence: by (lead, indentation), then by marshal image.
+        self._items: dict[tuple[str, int], dict[bytes, str]] = {}
 
     def dump(self, data: Any) -> bytes:
         """Exactly ``dump_yaml(data)``."""
@@ -56,8 +71,8 @@ class Emitter:
         try:
             if type(data) is dict:
                 self._mapping(data, 0, False, out)
-            else:
-                self._sequence(data, 0, False, out)
+            else:  # a list of jobs: each is unique, and too long to be worth an image
+                self._sequence(data, 0, False, out, remember=False)
         except (_Unsupported, TypeError):  # TypeError: an unhashable scalar, so not one of ours
             return dump_yaml(data)
         return "".join(out).encode()
@@ -68,44 +83,56 @@ class Emitter:
         lead = "" if inline else pad
         for key, value in data.items():
             kind = type(value)
-            if kind is dict or kind is list:
-                memo: tuple[Any, ...] = (lead, key, kind, not value)
+            if type(key) is not str:  # rare in a config; 1, 1.0 and True are one key to a dict
+                line = None
+                memo: tuple[Any, ...] | None = None
+            elif kind is dict or kind is list:
+                memo = (lead, key, kind, not value)
                 line = lines.get(memo)
-                if line is None:
-                    tail = f": {_EMPTY[kind]}\n" if not value else ":\n"
-                    line = lines[memo] = lead + self._key(key) + tail
-                out.append(line)
-                if value:
-                    if kind is dict:
-                        self._mapping(value, indent + 2, False, out)
-                    else:  # a sequence in a mapping is not indented
-                        self._sequence(value, indent, False, out)
             else:
-                memo = (lead, key, value) if kind is str else (lead, key, value, kind)
+                memo = (lead, key, value) if kind is str else (lead, key, _exact(value))
                 line = lines.get(memo)
-                if line is None:
-                    line = lines[memo] = lead + self._key(key) + ": " + self._value(value) + "\n"
-                out.append(line)
+            if line is None:
+                if kind is dict or kind is list:
+                    tail = f": {_EMPTY[kind]}\n" if not value else ":\n"
+                    line = lead + self._key(key) + tail
+                else:
+                    line = lead + self._key(key) + ": " + self._value(value) + "\n"
+                if memo is not None:
+                    lines[memo] = line
+            out.append(line)
+            if value and (kind is dict or kind is list):
+                if kind is dict:
+                    self._mapping(value, indent + 2, False, out)
+                else:  # a sequence in a mapping is not indented
+                    self._sequence(value, indent, False, out)
             lead = pad
 
-    def _sequence(self, data: list[Any], indent: int, inline: bool, out: list[str]) -> None:
-        lines = self._lines
+    def _sequence(
+        self, data: list[Any], indent: int, inline: bool, out: list[str], remember: bool = True
+    ) -> None:
         dash = " " * indent + "- "
+        if remember and not inline and type(data[0]) is dict:
+            try:
+                images = list(map(marshal.dumps, data, _MARSHAL_VERSION))
+            except ValueError:  # something marshal refuses: written item by item, below
+                pass
+            else:
+                # A relabel_configs list: most of its rules were written before, in other jobs, so
+                # the images and lookups run in C (map) and only the new items are written here.
+                known = self._items.setdefault((dash, indent), {})
+                texts = list(map(known.get, images))
+                for i in [i for i, text in enumerate(texts) if text is None]:
+                    texts[i] = self._item(data[i], images[i], dash, indent, known)
+                out.extend(texts)  # type: ignore[arg-type]
+                return
+        lines = self._lines
         lead = "- " if inline else dash
         for item in data:
             kind = type(item)
             if kind is dict or kind is list:
                 if not item:
                     out.append(f"{lead}{_EMPTY[kind]}\n")
-                elif kind is dict and (flat := _flat(item)) is not None:
-                    # A relabel rule and its like: the same few thousand recur across every job.
-                    memo_item = (lead, indent, flat)
-                    text = self._items.get(memo_item)
-                    if text is None:
-                        part: list[str] = [lead]
-                        self._mapping(item, indent + 2, True, part)
-                        text = self._items[memo_item] = "".join(part)
-                    out.append(text)
                 else:
                     out.append(lead)
                     if kind is dict:
@@ -113,15 +140,24 @@ class Emitter:
                     else:
                         self._sequence(item, indent + 2, True, out)
             else:
-                memo: tuple[Any, ...] = (lead, item) if kind is str else (lead, item, kind)
+                memo = (lead, item) if kind is str else (lead, _exact(item))
                 line = lines.get(memo)
                 if line is None:
                     line = lines[memo] = lead + self._value(item) + "\n"
                 out.append(line)
             lead = dash
 
+    def _item(self, item: Any, image: bytes, dash: str, indent: int, known: dict[bytes, str]) -> str:
+        """One item of a sequence in a mapping, whole; a mapping's text is remembered by its image."""
+        part: list[str] = []
+        self._sequence([item], indent, False, part, remember=False)
+        text = "".join(part)
+        if type(item) is dict and item and len(image) <= _ITEM_MEMO_MAX:
+            known[image] = text
+        return text
+
     def _value(self, value: Any) -> str:
-        memo = (type(value), value)
+        memo = _exact(value)
         try:
             return self._values[memo]
         except KeyError:
@@ -141,7 +177,7 @@ class Emitter:
         return written
 
     def _key(self, key: Any) -> str:
-        memo = (type(key), key)
+        memo = _exact(key)
         try:
             return self._keys[memo]
         except KeyError:
@@ -162,7 +198,8 @@ class Emitter:
 
     def memo_size(self) -> int:
         """How many scalars and lines it remembers."""
-        return len(self._values) + len(self._keys) + len(self._lines) + len(self._items)
+        items = sum(len(known) for known in self._items.values())
+        return len(self._values) + len(self._keys) + len(self._lines) + items
 
     def _plain(self, text: str) -> bool:
         return (
@@ -171,16 +208,9 @@ class Emitter:
         )
 
 
-def _flat(item: dict[Any, Any]) -> tuple[Any, ...] | None:
-    """A hashable image of a mapping whose values are scalars or lists of scalars (a relabel rule),
-    with every type in it (``1`` and ``True`` are equal in Python, not in YAML); None otherwise."""
-    image: list[Any] = []
-    for key, value in item.items():
-        kind = type(value)
-        if kind in _SCALARS:
-            image.append((type(key), key, kind, value))
-        elif kind is list and value and all(type(v) is str for v in value):
-            image.append((type(key), key, list, tuple(value)))
-        else:
-            return None
-    return tuple(image)
+def _exact(value: Any) -> tuple[type, Any]:
+    """A scalar as a memo key that tells apart what ``==`` does not: ``1``, ``1.0`` and ``True``, and
+    ``0.0`` and ``-0.0``. Every NaN is one key: all are written ``.nan``."""
+    if type(value) is float:
+        return (float, repr(value))
+    return (type(value), value)

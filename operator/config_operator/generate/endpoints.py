@@ -28,7 +28,7 @@ from config_operator.generate.scrape_classes import (
     merge_authorization,
     merge_tls,
 )
-from config_operator.generate.targets import TargetLabels, generated_relabelings
+from config_operator.generate.targets import TargetLabels, generated_relabelings, monitor_rules
 from config_operator.generate.versions import DEFAULT_VERSION, Gates, Version, parse_version
 from config_operator.resources import ObjectKey
 
@@ -58,6 +58,11 @@ _ENDPOINT_COMMON = frozenset(
     }
 )
 SERVICE_MONITOR_ENDPOINT_FIELDS = _ENDPOINT_COMMON | {"bearerTokenFile"}
+# What _http_client reads of an endpoint.
+_HTTP_CLIENT_FIELDS = frozenset(
+    {"tlsConfig", "bearerTokenFile", "bearerTokenSecret", "basicAuth", "oauth2", "authorization"}
+    | assets.PROXY_FIELDS
+)
 POD_METRICS_ENDPOINT_FIELDS = _ENDPOINT_COMMON | {"portNumber"}
 ENDPOINT_FIELDS = _ENDPOINT_COMMON
 """The endpoint fields both kinds have."""
@@ -142,19 +147,22 @@ _ROLES = {
 }
 
 
-def monitor_jobs(kind: str, monitor: Mapping[str, Any], ctx: JobContext) -> MonitorJobs:
-    """The jobs of one monitor; Reject lists every problem, separated by "; "."""
+def monitor_jobs(
+    kind: str, monitor: Mapping[str, Any], ctx: JobContext, lookup: Lookup | None = None
+) -> MonitorJobs:
+    """The jobs of one monitor; Reject lists every problem, separated by "; ". Secrets and ConfigMaps
+    are read through ``lookup`` (the job cache's recording one), else through ``ctx.lookup``."""
     role = _ROLES[kind]
     problems: list[str] = []
     spec = monitor.get("spec")
     if not isinstance(spec, Mapping):
         raise Reject("spec must be a mapping")
-    unknown = sorted(set(spec) - role.fields)
-    if unknown:
+    if not role.fields.issuperset(spec):
+        unknown = sorted(set(spec) - role.fields)
         problems.append(f"unsupported field(s) in spec: {', '.join(unknown)}")
     key = ObjectKey.of(monitor)
     gates = Gates(ctx.version)
-    values = assets.Values(ctx.lookup, key.namespace)
+    values = assets.Values(ctx.lookup if lookup is None else lookup, key.namespace)
     cls = ctx.classes.resolve(spec.get("scrapeClass"))
     if cls is None:
         problems.append(
@@ -176,6 +184,7 @@ def monitor_jobs(kind: str, monitor: Mapping[str, Any], ctx: JobContext) -> Moni
         target=_label_list(spec, "targetLabels", problems),
         pod_target=_label_list(spec, "podTargetLabels", problems),
     )
+    shared = monitor_rules(role.kind, selector, labels)
     tail = _spec_tail(spec, cls, gates, problems)
     endpoints = spec.get(role.endpoints_field)
     if not isinstance(endpoints, list) or not endpoints:
@@ -191,7 +200,7 @@ def monitor_jobs(kind: str, monitor: Mapping[str, Any], ctx: JobContext) -> Moni
         warned = len(gates.warnings)
         job = _endpoint_job(role, key, i, ep, sd, ctx, cls, values, gates, ep_problems)
         job["relabel_configs"] = [
-            *generated_relabelings(role.kind, role_name, key, ep, selector, labels),
+            *generated_relabelings(role.kind, role_name, key, ep, shared),
             *cls.relabelings,
             *_relabelings(ep, "relabelings", ep_problems),
         ]
@@ -372,8 +381,8 @@ def _endpoint_job(
     gates: Gates,
     problems: list[str],
 ) -> dict[str, Any]:
-    unknown = sorted(set(ep) - role.endpoint_fields)
-    if unknown:
+    if not role.endpoint_fields.issuperset(ep):
+        unknown = sorted(set(ep) - role.endpoint_fields)
         problems.append(f"unsupported field(s): {', '.join(unknown)}")
     job: dict[str, Any] = {
         "job_name": f"{role.job_prefix}/{key.namespace}/{key.name}/{index}",
@@ -423,17 +432,20 @@ def _endpoint_job(
 def _timing(ep: Mapping[str, Any], global_interval: str, job: dict[str, Any], problems: list[str]) -> None:
     interval, timeout = ep.get("interval"), ep.get("scrapeTimeout")
     valid = True
+    parsed: dict[str, int] = {}
     for name, value in (("interval", interval), ("scrapeTimeout", timeout)):
         if value is not None:
             try:
-                parse_duration_ms(value)
+                parsed[name] = parse_duration_ms(value)
             except ValueError as exc:
                 problems.append(f"{name}: {exc}")
                 valid = False
     # prometheus-operator's check: the endpoint's timeout against its interval (or the global one).
     effective = interval or global_interval
-    if valid and timeout is not None and parse_duration_ms(timeout) > parse_duration_ms(effective):
-        problems.append(f"scrapeTimeout {timeout!r} is greater than the scrape interval {effective!r}")
+    if valid and timeout is not None:
+        limit = parsed["interval"] if interval else parse_duration_ms(effective)
+        if parsed["scrapeTimeout"] > limit:
+            problems.append(f"scrapeTimeout {timeout!r} is greater than the scrape interval {effective!r}")
     if valid and interval is not None:
         job["scrape_interval"] = interval
     if valid and timeout is not None:
@@ -451,6 +463,8 @@ def _http_client(
     problems: list[str],
 ) -> None:
     """TLS, credentials and proxy, in prometheus-operator's order for the kind."""
+    if cls.tls is None and cls.authorization is None and _HTTP_CLIENT_FIELDS.isdisjoint(ep):
+        return  # most endpoints: nothing to write, nothing to check
     service = role.kind == "ServiceMonitor"
     tls = merge_tls(ep.get("tlsConfig"), cls, safe=not service)
     if ctx.deny_file_access and service:

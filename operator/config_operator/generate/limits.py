@@ -166,6 +166,12 @@ def job_limits(monitor_spec: Mapping[str, Any], limits: Enforced, gates: Gates, 
     """A monitor's limits against the enforced ones; Reject names a malformed monitor field.
 
     ``monitor`` (``ServiceMonitor ns/name``) begins the warnings for limits the version leaves out."""
+    if (
+        not limits.enforced
+        and limits.enforced_body_size is None
+        and MONITOR_LIMIT_FIELDS.isdisjoint(monitor_spec)
+    ):
+        return _NO_LIMITS  # most monitors, under most PrometheusConfigs
     own = {lim.field: _count(monitor_spec, lim.field, Reject, "spec.") for lim in LIMITS}
     own_body = _size(monitor_spec, "bodySizeLimit", Reject, "spec.")
     counts = []
@@ -177,6 +183,9 @@ def job_limits(monitor_spec: Mapping[str, Any], limits: Enforced, gates: Gates, 
     if body is not None and not gates.allows(BODY_SIZE_JOB_MINIMUM, f"{monitor}: body_size_limit"):
         body = None
     return JobLimits(tuple(counts), body)
+
+
+_NO_LIMITS = JobLimits((), None)
 
 
 def _final(own: int | None, enforced: int | None, gates: Gates) -> int | None:

@@ -55,8 +55,8 @@ def relabel_config(rc: Any) -> dict[str, Any]:
     would; ValueError names the problem."""
     if not isinstance(rc, Mapping):
         raise ValueError("must be a mapping")
-    unknown = sorted(set(rc) - RELABEL_FIELDS)
-    if unknown:
+    if not RELABEL_FIELDS.issuperset(rc):
+        unknown = sorted(set(rc) - RELABEL_FIELDS)
         raise ValueError(f"unknown field(s): {', '.join(unknown)}")
     action = rc.get("action") or "replace"
     if not isinstance(action, str) or action.lower() not in RELABEL_ACTIONS:

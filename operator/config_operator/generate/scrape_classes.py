@@ -59,6 +59,10 @@ class ScrapeClass:
     fallback_scrape_protocol: str | None = None
 
 
+NO_CLASS = ScrapeClass()
+"""What a monitor gets without a class (one instance: it is frozen and holds nothing)."""
+
+
 @dataclass(frozen=True)
 class ScrapeClasses:
     """The classes by name, and the default one's name."""
@@ -70,7 +74,7 @@ class ScrapeClasses:
         """The class a monitor's spec.scrapeClass (None: the default) names; None when it names none
         that exists."""
         if name is None or name == "":
-            return self.by_name[self.default] if self.default else ScrapeClass()
+            return self.by_name[self.default] if self.default else NO_CLASS
         return self.by_name.get(name) if isinstance(name, str) else None
 
 

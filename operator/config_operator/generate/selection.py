@@ -77,7 +77,11 @@ def selects(
     own_namespace: str,
     ns_labels: Mapping[str, Mapping[str, str]],
     monitor: Mapping[str, Any],
+    *,
+    checked: bool = False,
 ) -> bool:
+    """Whether the selectors select ``monitor``; ``checked``: both were validated already (as
+    ``selector_field`` gives them), so they are not validated again for every monitor."""
     # A nil monitor selector selects nothing (prometheus-operator); a nil namespace selector means
     # the PrometheusConfig's own namespace.
     if selector is None:
@@ -86,6 +90,6 @@ def selects(
     if ns_selector is None:
         if key.namespace != own_namespace:
             return False
-    elif not selectors.matches(ns_selector, ns_labels.get(key.namespace, {})):
+    elif not selectors.matches(ns_selector, ns_labels.get(key.namespace, {}), checked=checked):
         return False
-    return selectors.matches(selector, labels_of(monitor))
+    return selectors.matches(selector, labels_of(monitor), checked=checked)

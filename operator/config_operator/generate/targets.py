@@ -22,13 +22,81 @@ class TargetLabels:
     pod_target: list[str]
 
 
+@dataclass(frozen=True)
+class MonitorRules:
+    """The generated relabelings that depend on the monitor alone, built once for all its endpoints.
+
+    Every endpoint's job holds the same rule objects, as every job holds its scrape class's: nothing
+    modifies a rule once it is built."""
+
+    selection: tuple[dict[str, Any], ...]
+    """spec.selector as keep and drop rules."""
+    copied: tuple[dict[str, Any], ...]
+    """targetLabels and podTargetLabels."""
+    job_label: dict[str, Any] | None
+    """spec.jobLabel."""
+
+
+def monitor_rules(kind: str, selector: Mapping[str, Any], labels: TargetLabels) -> MonitorRules:
+    """The rules of ``generated_relabelings`` that every endpoint of one monitor shares."""
+    service = kind == "ServiceMonitor"
+    label = "__meta_kubernetes_service_label" if service else "__meta_kubernetes_pod_label"
+    present = label.replace("_label", "_labelpresent")
+    selection: list[dict[str, Any]] = []
+    match_labels = selector.get("matchLabels") or {}
+    for name in sorted(match_labels):
+        s = sanitize_label_name(name)
+        selection.append(
+            {
+                "action": "keep",
+                "source_labels": [f"{label}_{s}", f"{present}_{s}"],
+                "regex": f"({match_labels[name]});true",
+            }
+        )
+    for req in selector.get("matchExpressions") or []:
+        s = sanitize_label_name(req["key"])
+        op = req["operator"]
+        if op in ("In", "NotIn"):
+            selection.append(
+                {
+                    "action": "keep" if op == "In" else "drop",
+                    "source_labels": [f"{label}_{s}", f"{present}_{s}"],
+                    "regex": f"({'|'.join(req['values'])});true",
+                }
+            )
+        else:
+            selection.append(
+                {
+                    "action": "keep" if op == "Exists" else "drop",
+                    "source_labels": [f"{present}_{s}"],
+                    "regex": "true",
+                }
+            )
+    copied = [("__meta_kubernetes_service_label_", n) for n in labels.target]
+    copied += [("__meta_kubernetes_pod_label_", n) for n in labels.pod_target]
+    copied_rules = []
+    for prefix, name in copied:
+        s = sanitize_label_name(name)
+        copied_rules.append(
+            {"source_labels": [prefix + s], "target_label": s, "regex": "(.+)", "replacement": "${1}"}
+        )
+    job_label = None
+    if labels.job:
+        job_label = {
+            "source_labels": [f"{label}_{sanitize_label_name(labels.job)}"],
+            "target_label": "job",
+            "regex": "(.+)",
+            "replacement": "${1}",
+        }
+    return MonitorRules(tuple(selection), tuple(copied_rules), job_label)
+
+
 def generated_relabelings(
     kind: str,
     role_name: str,
     key: ObjectKey,
     ep: Mapping[str, Any],
-    selector: Mapping[str, Any],
-    labels: TargetLabels,
+    shared: MonitorRules,
 ) -> list[dict[str, Any]]:
     """prometheus-operator's relabelings for one endpoint, before the scrape class's and the user's."""
     rules: list[dict[str, Any]] = [{"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"}]
@@ -42,37 +110,7 @@ def generated_relabelings(
     }
     if running and not service:
         rules.append(running_filter)
-    label = "__meta_kubernetes_service_label" if service else "__meta_kubernetes_pod_label"
-    present = label.replace("_label", "_labelpresent")
-    match_labels = selector.get("matchLabels") or {}
-    for name in sorted(match_labels):
-        s = sanitize_label_name(name)
-        rules.append(
-            {
-                "action": "keep",
-                "source_labels": [f"{label}_{s}", f"{present}_{s}"],
-                "regex": f"({match_labels[name]});true",
-            }
-        )
-    for req in selector.get("matchExpressions") or []:
-        s = sanitize_label_name(req["key"])
-        op = req["operator"]
-        if op in ("In", "NotIn"):
-            rules.append(
-                {
-                    "action": "keep" if op == "In" else "drop",
-                    "source_labels": [f"{label}_{s}", f"{present}_{s}"],
-                    "regex": f"({'|'.join(req['values'])});true",
-                }
-            )
-        else:
-            rules.append(
-                {
-                    "action": "keep" if op == "Exists" else "drop",
-                    "source_labels": [f"{present}_{s}"],
-                    "regex": "true",
-                }
-            )
+    rules.extend(shared.selection)
 
     port, target_port, number = ep.get("port"), ep.get("targetPort"), ep.get("portNumber")
     slice_role = role_name == "endpointslice"
@@ -145,17 +183,7 @@ def generated_relabelings(
     if running and service:
         rules.append(running_filter)
 
-    copied = [(f"__meta_kubernetes_service_label_{sanitize_label_name(n)}", n) for n in labels.target]
-    copied += [(f"__meta_kubernetes_pod_label_{sanitize_label_name(n)}", n) for n in labels.pod_target]
-    for src, name in copied:
-        rules.append(
-            {
-                "source_labels": [src],
-                "target_label": sanitize_label_name(name),
-                "regex": "(.+)",
-                "replacement": "${1}",
-            }
-        )
+    rules.extend(shared.copied)
 
     if service:
         rules.append(
@@ -167,15 +195,8 @@ def generated_relabelings(
         )
     else:
         rules.append({"target_label": "job", "replacement": f"{key.namespace}/{key.name}"})
-    if labels.job:
-        rules.append(
-            {
-                "source_labels": [f"{label}_{sanitize_label_name(labels.job)}"],
-                "target_label": "job",
-                "regex": "(.+)",
-                "replacement": "${1}",
-            }
-        )
+    if shared.job_label is not None:
+        rules.append(shared.job_label)
     if port:
         rules.append({"target_label": "endpoint", "replacement": port})
     elif target_port is not None and str(target_port):

@@ -125,7 +125,7 @@ def monitor_as_seen(monitor: Mapping[str, Any], tenancy: Tenancy) -> Mapping[str
     """The monitor as its jobs should be generated from: the global podTargetLabels appended to its
     own, and no namespaceSelector when namespace selectors are ignored. The input is not modified."""
     spec = monitor.get("spec")
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, Mapping) or not (tenancy.pod_target_labels or tenancy.ignore_namespace_selectors):
         return monitor
     changed = dict(spec)
     if tenancy.pod_target_labels:
