@@ -62,7 +62,9 @@ __all__ = [
 log = logging.getLogger("reloader")
 
 INLINE_APPLY_S: Final = 0.005
-"""An apply that took less than this last time runs on the event loop; a slower one in a thread."""
+"""An apply that took less CPU time than this last time runs on the event loop; a slower one in a thread."""
+STALLED_APPLY_S: Final = 1.0
+"""An apply that took this much wall time (waiting on a filesystem) counts as slow whatever its CPU."""
 HUNG_AFTER_BEATS: Final = 3
 """A watcher whose last beat is older than this many heartbeats is hung."""
 
@@ -369,18 +371,10 @@ class Reloader:
             if self._last_apply_s < INLINE_APPLY_S:
                 # Quick last time: a hop to a worker thread would cost more CPU than the apply itself
                 # (prometheus-operator's 10m limit is 1 ms per 100 ms).
-                started = time.monotonic()
-                try:
-                    applied = apply_config(self.opts, self.env)
-                finally:
-                    self._last_apply_s = time.monotonic() - started
+                applied = self._timed_apply()
             else:
                 # A 64 MiB config takes a while to render: keep the server and the watcher responsive.
-                started = time.monotonic()
-                try:
-                    applied = await asyncio.to_thread(apply_config, self.opts, self.env)
-                finally:
-                    self._last_apply_s = time.monotonic() - started
+                applied = await asyncio.to_thread(self._timed_apply)
         except ApplyError:
             if counted:
                 self._count(lambda m: m.apply_operations_failed.inc())
@@ -389,6 +383,17 @@ class Reloader:
         self._count(lambda m: m.env_expansion_errors.set(errors))
         log_applied(applied, self.opts)
         return applied
+
+    def _timed_apply(self) -> Applied:
+        """``apply_config``, noting how long it took: its CPU time, or the wall time if that is over a
+        second (a stalled filesystem). CPU time, because under a CPU quota the wall time of even the
+        smallest apply may be a throttled period, which would send every later apply to a thread."""
+        wall, cpu = time.monotonic(), time.thread_time()
+        try:
+            return apply_config(self.opts, self.env)
+        finally:
+            wall, cpu = time.monotonic() - wall, time.thread_time() - cpu
+            self._last_apply_s = wall if wall > STALLED_APPLY_S else cpu
 
     async def _try_reload(self, reload_fn: ReloadFn, sha: str) -> bool:
         self._count(lambda m: m.reloads.inc())
@@ -434,6 +439,9 @@ class Reloader:
 
     async def _wait_for_change(self, timeout_s: float | None) -> bool:
         """True when a change arrived, False when ``timeout_s`` passed first."""
+        if timeout_s is None:  # the usual wait: no timer to set up and cancel
+            await self._changed.wait()
+            return True
         try:
             async with asyncio.timeout(timeout_s):
                 await self._changed.wait()
