@@ -11,9 +11,11 @@ After that, errors are logged and counted and the loop goes on. The loop wakes o
 safety net), or when a retry is due. A change always wins over a waiting retry.
 
 Start-up order matters under prometheus-operator's 10m CPU limit, where 1 ms of CPU is 100 ms of wall
-time: first apply, first reload (a plain http URL through ``reloader.quickpost``), then the file
-watcher, and only then the heavy imports (aiohttp, prometheus_client: about 250 ms of CPU) for the
-/metrics server and the regular reload client. Metric updates made before that are replayed.
+time: first apply, first reload (a plain http URL through ``reloader.quickpost``, by ``reloader.cli``
+before the event loop exists), then the file watcher, and only then the heavy imports (aiohttp,
+prometheus_client: about 250 ms of CPU) for the /metrics server, and for the reload client where the
+kept-alive ``reloader.keepalive.Client`` cannot send (https, credentials, the signal method). Metric
+updates made before that are replayed.
 
 The watcher is supervised: it must beat every ``watch_heartbeat_s``; after ``HUNG_AFTER_BEATS`` missed
 beats /healthz fails, and the watcher is replaced by a new one.
@@ -64,7 +66,9 @@ __all__ = [
 log = logging.getLogger("reloader")
 
 INLINE_APPLY_S: Final = 0.005
-"""An apply that took less than this last time runs on the event loop; a slower one in a thread."""
+"""An apply that took less CPU time than this last time runs on the event loop; a slower one in a thread."""
+STALLED_APPLY_S: Final = 1.0
+"""An apply that took this much wall time (waiting on a filesystem) counts as slow whatever its CPU."""
 HUNG_AFTER_BEATS: Final = 3
 """A watcher whose last beat is older than this many heartbeats is hung."""
 
@@ -199,7 +203,8 @@ class Reloader:
             async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
                 tasks.append(
                     tg.create_task(
-                        self._main(applied, reloaded, web_config, stack, tg, tasks), name="apply-loop"
+                        self._main(applied, first is not None, reloaded, web_config, stack, tg, tasks),
+                        name="apply-loop",
                     )
                 )
                 await stop.wait()
@@ -217,6 +222,7 @@ class Reloader:
     async def _main(
         self,
         first: Applied,
+        pre_applied: bool,
         reloaded: FirstReload | None,
         web_config: WebConfig | None,
         stack: contextlib.AsyncExitStack,
@@ -224,10 +230,14 @@ class Reloader:
         tasks: list[asyncio.Task[None]],
     ) -> None:
         lighten_aiohttp(self.opts)
-        if reloaded is not None:
+        if pre_applied:
+            # reloader.cli sent the first reload (or could not: https, credentials, a redirect).
             quick: ReloadFn | None = None
             reload_fn = await self._full_reload(stack)
-            self._reload_done(first.sha256, *reloaded)
+            if reloaded is None:
+                await self._try_reload(reload_fn, first.sha256)
+            else:
+                self._reload_done(first.sha256, *reloaded)
         else:
             quick = self._quick_reload()
             reload_fn = quick or await self._full_reload(stack)
@@ -277,7 +287,7 @@ class Reloader:
 
     def _quick_reload(self) -> ReloadFn | None:
         """The first reload without aiohttp, where that client can send it: see ``reloader.quickpost``."""
-        from reloader import quickpost
+        from reloader import keepalive, quickpost
 
         opts = self.opts
         if (
@@ -290,7 +300,7 @@ class Reloader:
 
         async def first() -> None:
             try:
-                await quickpost.post(opts.reload_url, timeout_s=opts.reload_timeout_s)
+                await keepalive.post(opts.reload_url, timeout_s=opts.reload_timeout_s)
             except quickpost.PostError as exc:
                 raise ReloadFailed(str(exc)) from exc
 
@@ -299,10 +309,47 @@ class Reloader:
     async def _full_reload(self, stack: contextlib.AsyncExitStack) -> ReloadFn:
         if self._reload_override is not None:
             return self._reload_override
+        from reloader import keepalive, quickpost
+
+        opts = self.opts
+        if (
+            opts.reload_method == "http"
+            and opts.http_client_file is None
+            and quickpost.applies(opts.reload_url)
+        ):
+            # A plain http URL: reloads over one kept-alive connection of our own client,
+            # about a third of aiohttp's CPU per reload. A redirect hands the reload to aiohttp.
+            client = keepalive.Client(opts.reload_url)
+            stack.callback(client.close)
+            return self._kept_alive_reload(client, stack)
+        return self._real_reload(await self._client_session(stack))
+
+    async def _client_session(self, stack: contextlib.AsyncExitStack) -> aiohttp.ClientSession:
         import aiohttp
 
-        session = await stack.enter_async_context(aiohttp.ClientSession())
-        return self._real_reload(session)
+        return await stack.enter_async_context(aiohttp.ClientSession())
+
+    def _kept_alive_reload(self, client: Any, stack: contextlib.AsyncExitStack) -> ReloadFn:
+        """Reloads through ``client`` (a ``keepalive.Client``); after a redirect, through aiohttp."""
+        from reloader import quickpost
+
+        timeout_s = self.opts.reload_timeout_s
+        full: ReloadFn | None = None
+
+        async def reload() -> None:
+            nonlocal full
+            if full is None:
+                try:
+                    await client.post(timeout_s=timeout_s)
+                    return
+                except quickpost.Redirected:
+                    log.debug("reload URL redirects: reloading through aiohttp from now on")
+                    full = self._real_reload(await self._client_session(stack))
+                except quickpost.PostError as exc:
+                    raise ReloadFailed(str(exc)) from exc
+            await full()
+
+        return reload
 
     def _real_reload(self, session: aiohttp.ClientSession) -> ReloadFn:
         from reloader import reload as reload_mod
@@ -342,18 +389,10 @@ class Reloader:
             if self._last_apply_s < INLINE_APPLY_S:
                 # Quick last time: a hop to a worker thread would cost more CPU than the apply itself
                 # (prometheus-operator's 10m limit is 1 ms per 100 ms).
-                started = time.monotonic()
-                try:
-                    applied = apply_config(self.opts, self.env)
-                finally:
-                    self._last_apply_s = time.monotonic() - started
+                applied = self._timed_apply()
             else:
                 # A 64 MiB config takes a while to render: keep the server and the watcher responsive.
-                started = time.monotonic()
-                try:
-                    applied = await asyncio.to_thread(apply_config, self.opts, self.env)
-                finally:
-                    self._last_apply_s = time.monotonic() - started
+                applied = await asyncio.to_thread(self._timed_apply)
         except ApplyError:
             if counted:
                 self._count(lambda m: m.apply_operations_failed.inc())
@@ -362,6 +401,17 @@ class Reloader:
         self._count(lambda m: m.env_expansion_errors.set(errors))
         log_applied(applied, self.opts, log)
         return applied
+
+    def _timed_apply(self) -> Applied:
+        """``apply_config``, noting how long it took: its CPU time, or the wall time if that is over a
+        second (a stalled filesystem). CPU time, because under a CPU quota the wall time of even the
+        smallest apply may be a throttled period, which would send every later apply to a thread."""
+        wall, cpu = time.monotonic(), time.thread_time()
+        try:
+            return apply_config(self.opts, self.env)
+        finally:
+            wall, cpu = time.monotonic() - wall, time.thread_time() - cpu
+            self._last_apply_s = wall if wall > STALLED_APPLY_S else cpu
 
     async def _try_reload(self, reload_fn: ReloadFn, sha: str) -> bool:
         try:
@@ -413,6 +463,9 @@ class Reloader:
 
     async def _wait_for_change(self, timeout_s: float | None) -> bool:
         """True when a change arrived, False when ``timeout_s`` passed first."""
+        if timeout_s is None:  # the usual wait: no timer to set up and cancel
+            await self._changed.wait()
+            return True
         try:
             async with asyncio.timeout(timeout_s):
                 await self._changed.wait()

@@ -211,6 +211,8 @@ def first_reload(opts: Options, sha256: str, log: StartupLog) -> FirstReload | N
         return None
     try:
         quickpost.post_blocking(opts.reload_url, timeout_s=opts.reload_timeout_s)
+    except quickpost.Redirected:
+        return None  # the loop's client follows redirects
     except quickpost.PostError as exc:
         log.error("reload failed", extra={"err": str(exc), "retry_in_s": opts.retry_interval_s})
         return (time.time(), time.monotonic(), str(exc))

@@ -69,9 +69,12 @@ def quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+_NEEDS_QUOTES: Final = frozenset(' ="\\\n\t')
+
+
 def _logfmt_value(value: object) -> str:
     text = str(value)
-    if text == "" or any(c in text for c in ' ="\\\n\t'):
+    if text == "" or not _NEEDS_QUOTES.isdisjoint(text):  # isdisjoint: one C call per value
         return quote(text)
     return text
 

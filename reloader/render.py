@@ -133,11 +133,17 @@ def check_utf8(chunks: Iterable[bytes], *, source: str) -> Iterator[bytes]:
     """Pass the chunks through unchanged; raise RenderError at the first byte that is not UTF-8."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset = 0
+    pending = False
+    """The decoder holds the start of a character that the chunk boundary cut in two."""
     for chunk in chunks:
-        try:
-            decoder.decode(chunk)
-        except UnicodeDecodeError as exc:
-            raise RenderError(f"{source}: not valid UTF-8 at byte {offset + exc.start}") from exc
+        # ASCII is valid UTF-8 as it is, and nearly every config is ASCII: only a chunk with other bytes,
+        # or one after a cut character, goes through the decoder (which would build a str of it).
+        if pending or not chunk.isascii():
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                raise RenderError(f"{source}: not valid UTF-8 at byte {offset + exc.start}") from exc
+            pending = bool(decoder.getstate()[0])
         offset += len(chunk)
         yield chunk
     try:

@@ -210,10 +210,15 @@ class InotifyBackend:
             if directory is None:
                 continue
             path = os.path.join(directory, name) if name else directory
-            if mask & _NAME_CHANGES and (
-                mask & IN_ISDIR
-                or name.startswith(KUBELET_PREFIX)
-                or (mask & (IN_CREATE | IN_MOVED_TO) and os.path.islink(path))
+            # Only a recursive watch walks the tree again: without one, no lstat of the new name.
+            if (
+                self.recursive
+                and mask & _NAME_CHANGES
+                and (
+                    mask & IN_ISDIR
+                    or name.startswith(KUBELET_PREFIX)
+                    or (mask & (IN_CREATE | IN_MOVED_TO) and os.path.islink(path))
+                )
             ):
                 rescan = True
             if mask & IN_CREATE and not mask & IN_ISDIR and not complete_on_create(path):

@@ -62,7 +62,8 @@ class WriteResult:
 
 def read_chunks(path: PathArg, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
     """The file's bytes in chunks, following symlinks. OSError propagates to the caller."""
-    with open(path, "rb") as f:
+    # Unbuffered: no isatty probe and no seek at open, and each read goes straight to the file.
+    with open(path, "rb", buffering=0) as f:
         while chunk := f.read(chunk_bytes):
             yield chunk
 
@@ -101,7 +102,8 @@ def remove_leftovers(out: PathArg) -> list[str]:
     removed: list[str] = []
     try:
         with os.scandir(_parent(os.fspath(out))) as it:
-            candidates = [e for e in it if is_own_temp(out, e.name)]
+            prefix = temp_prefix(out)
+            candidates = [e for e in it if e.name.startswith(prefix) and is_own_temp(out, e.name)]
     except OSError:
         return removed
     for entry in candidates:
@@ -166,7 +168,7 @@ def write_atomic(
 def _open_current(out: str) -> BinaryIO | None:
     # Anything unreadable (missing, a directory, no permission) simply compares as different.
     try:
-        return open(out, "rb")  # closed by write_atomic
+        return open(out, "rb", buffering=0)  # closed by write_atomic; unbuffered, as read_chunks
     except OSError:
         return None
 

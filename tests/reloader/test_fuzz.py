@@ -21,6 +21,7 @@ from reloader.render import (
     GZIP_MAGIC,
     Expansion,
     RenderError,
+    check_utf8,
     expand_env,
     maybe_gunzip,
 )
@@ -132,6 +133,36 @@ def test_a_placeholder_at_any_offset_of_a_big_input_is_expanded(size: int, name:
         )
     )
     assert got == b"x" * size + b"v" + b"y" * 10
+
+
+# --- UTF-8 check -------------------------------------------------------------------------------------
+
+utf8ish = st.lists(
+    st.sampled_from(
+        [b"a", b"$(", b"\n", "é".encode(), "€".encode(), "😀".encode(), b"\xc3", b"\xff", b"\x80"]
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@FUZZ
+@given(data=utf8ish, chunking=st.lists(st.integers(min_value=0, max_value=40), max_size=10))
+def test_the_utf8_check_agrees_with_decoding_the_whole_input_for_any_chunking(
+    data: bytes, chunking: list[int]
+) -> None:
+    """ASCII chunks skip the decoder: a character cut by a chunk boundary must still be checked whole."""
+    try:
+        data.decode("utf-8")
+        kind = None
+    except UnicodeDecodeError as exc:
+        # Cut off at the very end, or a bad byte somewhere: the message says which.
+        kind = "truncated character at the end" if exc.reason == "unexpected end of data" else "at byte"
+    chunks = split(data, chunking)
+    if kind is None:
+        assert b"".join(check_utf8(chunks, source="in")) == data
+    else:
+        with pytest.raises(RenderError, match=rf"^in: not valid UTF-8.*{kind}"):
+            b"".join(check_utf8(chunks, source="in"))
 
 
 # --- gzip -------------------------------------------------------------------------------------------
