@@ -48,6 +48,7 @@ from reloader.apply import (
 if TYPE_CHECKING:
     import aiohttp
 
+    from reloader.logline import Log
     from reloader.metrics import Metrics
     from reloader.serve import WebConfig
 
@@ -62,8 +63,6 @@ __all__ = [
     "build_env",
     "log_applied",
 ]
-
-log = logging.getLogger("reloader")
 
 INLINE_APPLY_S: Final = 0.005
 """An apply that took less CPU time than this last time runs on the event loop; a slower one in a thread."""
@@ -105,8 +104,14 @@ class Reloader:
         reload: ReloadFn | None = None,
         watcher: WatchFn | None = None,
         clock: Callable[[], float] = time.time,
+        log: Log | None = None,
     ) -> None:
-        """``reload`` and ``watcher`` replace the real ones (tests); ``clock`` gives the success timestamp."""
+        """``reload`` and ``watcher`` replace the real ones (tests); ``clock`` gives the success timestamp.
+
+        ``log``: where the Reloader's own lines go; the CLI passes its ``StartupLog``, which writes the
+        same lines as the logging module at about a third of the CPU (a change logs two lines).
+        """
+        self.log: Log = log if log is not None else logging.getLogger("reloader")
         self.opts = opts
         self.env = dict(env)
         self._metrics = metrics
@@ -192,7 +197,7 @@ class Reloader:
                 applied = await self._apply(counted=False)
             except ApplyError as exc:
                 raise StartupError(str(exc)) from exc
-            log_started(self.opts, log)
+            log_started(self.opts, self.log)
             reloaded: FirstReload | None = None
         else:
             applied, reloaded = first
@@ -217,7 +222,7 @@ class Reloader:
             if len(group.exceptions) == 1 and isinstance(first_error, StartupError | OSError):
                 raise first_error from None
             raise
-        log.info("stopped")
+        self.log.info("stopped")
 
     async def _main(
         self,
@@ -343,7 +348,7 @@ class Reloader:
                     await client.post(timeout_s=timeout_s)
                     return
                 except quickpost.Redirected:
-                    log.debug("reload URL redirects: reloading through aiohttp from now on")
+                    self.log.debug("reload URL redirects: reloading through aiohttp from now on")
                     full = self._real_reload(await self._client_session(stack))
                 except quickpost.PostError as exc:
                     raise ReloadFailed(str(exc)) from exc
@@ -399,7 +404,7 @@ class Reloader:
             raise
         errors = applied.expansion.errors
         self._count(lambda m: m.env_expansion_errors.set(errors))
-        log_applied(applied, self.opts, log)
+        log_applied(applied, self.opts, self.log)
         return applied
 
     def _timed_apply(self) -> Applied:
@@ -418,10 +423,10 @@ class Reloader:
             await reload_fn()
         except ReloadFailed as exc:
             self._reload_done(sha, self._clock(), time.monotonic(), str(exc))
-            log.error("reload failed", extra={"err": str(exc), "retry_in_s": self.opts.retry_interval_s})
+            self.log.error("reload failed", extra={"err": str(exc), "retry_in_s": self.opts.retry_interval_s})
             return False
         self._reload_done(sha, self._clock(), time.monotonic(), None)
-        log.info("reloaded", extra={"method": self.opts.reload_method, "sha256": sha[:16]})
+        self.log.info("reloaded", extra={"method": self.opts.reload_method, "sha256": sha[:16]})
         return True
 
     def _reload_done(self, sha: str, at: float, at_monotonic: float, error: str | None) -> None:
@@ -453,7 +458,7 @@ class Reloader:
             current = await self._apply(counted=changed)
         except ApplyError as exc:
             # The output still holds the last good config, and `current` still describes it.
-            log.error("apply failed", extra={"err": str(exc)})
+            self.log.error("apply failed", extra={"err": str(exc)})
             if not await self._wait_for_change(self.opts.retry_interval_s):
                 self._changed.set()  # retry the apply
         due = self._retry_at is not None and time.monotonic() >= self._retry_at
@@ -487,7 +492,7 @@ class Reloader:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self.opts.watch_interval_s)
-            log.debug("periodic re-read")
+            self.log.debug("periodic re-read")
             self._tick.set()
             self._changed.set()
 
@@ -499,7 +504,7 @@ class Reloader:
             except Exception as exc:
                 self._watch_alive = False
                 self._count(lambda m: m.watch_errors.inc())
-                log.error(
+                self.log.error(
                     "file watcher failed, restarting",
                     extra={
                         "err": f"{exc.__class__.__name__}: {exc}",
@@ -615,7 +620,7 @@ async def _watch_files(reloader: Reloader) -> None:
     watched_dirs = [Path(d) for d in opts.watched_dirs]
     roots = watch.watch_roots(config_file, watched_dirs)
     keep = watch.event_filter(config_file, watched_dirs, output_file, write.TEMP_PREFIX)
-    log.debug("watching", extra={"dirs": ",".join(str(r) for r in roots)})
+    reloader.log.debug("watching", extra={"dirs": ",".join(str(r) for r in roots)})
     await watch.watch_changes(
         roots,
         reloader.notify,

@@ -15,14 +15,9 @@ from reloader import render, tree, write
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any, Final, Protocol
+    from typing import Any, Final
 
-    class Logger(Protocol):
-        """What ``log_applied`` needs: a ``logging.Logger`` or a ``reloader.logline.StartupLog``."""
-
-        def info(self, msg: str, *, extra: Mapping[str, Any] | None = ...) -> None: ...
-
-        def warning(self, msg: str, *, extra: Mapping[str, Any] | None = ...) -> None: ...
+    from reloader.logline import Log as Logger
 
 
 ORDINAL_VAR: Final = "STATEFULSET_ORDINAL_NUMBER"

@@ -184,7 +184,9 @@ def run_sidecar(opts: Options, env: Mapping[str, str], log: StartupLog) -> int:
     # watchfiles logs every batch at info: one line per file event is noise, and a log file in a
     # watched directory would feed itself.
     logging_quiet("watchfiles")
-    return asyncio.run(run_forever(opts, env, (first, reloaded), stopped=lambda: signals.received))
+    return asyncio.run(
+        run_forever(opts, env, (first, reloaded), stopped=lambda: signals.received, reloader_log=log)
+    )
 
 
 def logging_quiet(name: str) -> None:
@@ -261,11 +263,13 @@ async def run_forever(
     env: Mapping[str, str],
     first: tuple[Applied, FirstReload | None] | None = None,
     stopped: Callable[[], bool] = lambda: False,
+    reloader_log: StartupLog | None = None,
 ) -> int:
     """Sidecar mode: run until SIGTERM or SIGINT (exit 0); a startup error is one line and exit 1.
 
     ``first``: the first apply, done already, and the first reload if it was sent (``run_sidecar``).
     ``stopped``: whether SIGTERM or SIGINT came before the loop's own handlers were in place.
+    ``reloader_log``: the Reloader's own lines go there (the logging module's handler otherwise).
     """
     import asyncio
     import logging
@@ -288,7 +292,7 @@ async def run_forever(
     if stopped():  # a signal came while the loop was starting
         stop.set()
     try:
-        await Reloader(opts, env).run(stop, first=first)
+        await Reloader(opts, env, log=reloader_log).run(stop, first=first)
     except StartupError as exc:
         log.error("cannot start", extra={"err": str(exc)})
         return 1

@@ -17,7 +17,19 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-    from typing import Final, TextIO
+    from typing import Any, Final, Protocol, TextIO
+
+    class Log(Protocol):
+        """What the reloader logs through: a ``logging.Logger`` or a ``StartupLog``."""
+
+        def debug(self, msg: str, *, extra: Mapping[str, Any] | None = ...) -> None: ...
+
+        def info(self, msg: str, *, extra: Mapping[str, Any] | None = ...) -> None: ...
+
+        def warning(self, msg: str, *, extra: Mapping[str, Any] | None = ...) -> None: ...
+
+        def error(self, msg: str, *, extra: Mapping[str, Any] | None = ...) -> None: ...
+
 
 DEBUG: Final = 10
 INFO: Final = 20
