@@ -109,7 +109,7 @@ class Reloader:
         """``reload`` and ``watcher`` replace the real ones (tests); ``clock`` gives the success timestamp.
 
         ``log``: where the Reloader's own lines go; the CLI passes its ``StartupLog``, which writes the
-        same lines as the logging module at about a third of the CPU (a change logs two lines).
+        same lines as the logging module without building a record for each (a change logs two).
         """
         self.log: Log = log if log is not None else logging.getLogger("reloader")
         self.opts = opts
