@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, Final
 
-    from reloader.logline import Log as Logger
+    from reloader.logline import Log
 
 
 ORDINAL_VAR: Final = "STATEFULSET_ORDINAL_NUMBER"
@@ -219,7 +219,7 @@ def apply_config(opts: Options, env: Mapping[str, str]) -> Applied:
     return Applied(sha256=digest.hexdigest(), output_changed=changed, config_bytes=size, expansion=expansion)
 
 
-def log_applied(applied: Applied, opts: Options, log: Logger) -> None:
+def log_applied(applied: Applied, opts: Options, log: Log) -> None:
     """One info line for a written config, and one warning per unset variable (names only, never values)."""
     if applied.output_changed:
         log.info(
@@ -237,7 +237,7 @@ def log_applied(applied: Applied, opts: Options, log: Logger) -> None:
         )
 
 
-def log_started(opts: Options, log: Logger) -> None:
+def log_started(opts: Options, log: Log) -> None:
     """The "started" line, once the first apply has succeeded."""
     from reloader import __version__
 
