@@ -86,8 +86,12 @@ async def test_losing_the_lease_stops_the_workers(kube: FakeKube, operator_facto
         assert op.leading
         # Renewals fail from now on: past the renew deadline the instance must stop reconciling.
         kube.fail_next(10_000, verb="update", resource="leases")
-        await eventually(lambda: not op.leading, timeout_s=60, what="the workers to stop")
-        assert metric(op, "config_operator_leader") == 0
+        await eventually(lambda: not op.leading, timeout_s=60, what="the gate to close")
+        # The workers unwind their cancellation a few loop turns after the gate closes: the gauge
+        # drops when they have stopped, and not before.
+        await eventually(
+            lambda: metric(op, "config_operator_leader") == 0, timeout_s=10, what="the workers to stop"
+        )
         kube.create(prometheus_config("while-not-leading"))
         await eventually(lambda: len(op.caches.prometheus_configs) == 2, what="the cache to see it")
         reconciles = metric(op, "config_operator_reconciles_total")

@@ -200,26 +200,41 @@ def world() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def interpreter_reachable(world: Path) -> list[str]:
-    """Mount commands that let uid 65534 run this Python when it lives under a private directory.
+def _closed_top(path: Path) -> Path | None:
+    """The highest ancestor of ``path`` that others cannot enter, if any."""
+    return next((a for a in reversed(path.parents) if a != Path("/") and not a.stat().st_mode & 0o001), None)
 
-    (pyenv puts it under /root, which is 0700.) A tmpfs over the first closed ancestor, holding a bind
-    mount of the interpreter's prefix and nothing else: like an image, where Python is world-readable.
+
+def run_reachable(world: Path) -> list[str]:
+    """Mount commands that let uid 65534 run this Python, its venv and the checkout's sources when they
+    live under a private directory.
+
+    (pyenv puts Python under /root, and ``mktemp -d`` makes a clone's directory 0700.) For each closed
+    top ancestor: a tmpfs over it, holding bind mounts of the needed paths and nothing else; like an
+    image, where these are world-readable and nothing else of the build is there.
     """
-    prefix = Path(os.path.realpath(sys.base_prefix))
-    closed = next(
-        (a for a in reversed(prefix.parents) if a != Path("/") and not a.stat().st_mode & 0o001), None
-    )
-    if closed is None:
-        return []
-    hold = world / "python-prefix"
-    hold.mkdir(mode=0o755)
-    return [
-        f"mount --bind {shlex.quote(str(prefix))} {hold}",
-        f"mount -t tmpfs -o size=1m,mode=0755 tmpfs {shlex.quote(str(closed))}",
-        f"mkdir -p {shlex.quote(str(prefix))}",
-        f"mount --bind {hold} {shlex.quote(str(prefix))}",
-    ]
+    import reloader
+
+    needed = {
+        Path(os.path.realpath(p))
+        for p in (sys.base_prefix, sys.prefix, Path(reloader.__file__).parent)
+    }
+    by_top: dict[Path, list[Path]] = {}
+    for path in sorted(needed):
+        top = _closed_top(path)
+        if top is not None:
+            by_top.setdefault(top, []).append(path)
+    hold_all: list[str] = []
+    hide: list[str] = []
+    restore: list[str] = []
+    for n, (top, paths) in enumerate(sorted(by_top.items())):
+        hide.append(f"mount -t tmpfs -o size=1m,mode=0755 tmpfs {shlex.quote(str(top))}")
+        for m, path in enumerate(paths):
+            hold = world / f"reachable-{n}-{m}"
+            hold.mkdir(mode=0o755)
+            hold_all.append(f"mount --bind {shlex.quote(str(path))} {hold}")
+            restore += [f"mkdir -p {shlex.quote(str(path))}", f"mount --bind {hold} {shlex.quote(str(path))}"]
+    return hold_all + hide + restore
 
 
 def image_like(world: Path, *reloader_args: str, then: str = "exec") -> list[str]:
@@ -227,7 +242,7 @@ def image_like(world: Path, *reloader_args: str, then: str = "exec") -> list[str
     then run config-reloader as 65534 with the image's environment."""
     out = world / "out"
     setup = [
-        *interpreter_reachable(world),
+        *run_reachable(world),
         f"mount -t tmpfs -o size=1m,uid={NOBODY},gid={NOBODY},mode=0755 tmpfs {out}",
         "mount -o remount,bind,ro /",
         *(f"mount --bind /dev/null {shell}" for shell in SHELLS if Path(shell).exists()),
