@@ -216,8 +216,7 @@ def run_reachable(world: Path) -> list[str]:
     import reloader
 
     needed = {
-        Path(os.path.realpath(p))
-        for p in (sys.base_prefix, sys.prefix, Path(reloader.__file__).parent)
+        Path(os.path.realpath(p)) for p in (sys.base_prefix, sys.prefix, Path(reloader.__file__).parent)
     }
     by_top: dict[Path, list[Path]] = {}
     for path in sorted(needed):
