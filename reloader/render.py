@@ -37,6 +37,8 @@ _NAME_BYTES: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 The scanning below is plain bytes operations, not ``re``: importing re costs about 1 s of wall time
 under a 10m CPU limit, in init mode, for a handful of placeholders."""
 _NAME_SET: Final = frozenset(_NAME_BYTES)
+_DOLLAR_TRIES: Final = 16
+"""How many ``$`` not followed by ``(`` ``_find_open`` skips one by one before the two-byte find."""
 
 
 class RenderError(ValueError):
@@ -199,9 +201,21 @@ def _name_end(buf: bytes, start: int) -> int:
     return end
 
 
+def _find_open(buf: bytes, start: int) -> int:
+    """``buf.find(b"$(", start)``, but by memchr on ``$`` first: a two-byte find scans at about 1 GB/s,
+    a one-byte one many times faster, and most configs have few ``$``. Relabel-heavy ones, with a
+    ``$1`` in every rule, fall back to the two-byte find after a few misses."""
+    for _ in range(_DOLLAR_TRIES):
+        start = buf.find(b"$", start)
+        if start < 0 or buf.startswith(b"$(", start):
+            return start
+        start += 1
+    return buf.find(b"$(", start)
+
+
 def _substitute(buf: bytes, value_of: Callable[[bytes, bytes], bytes]) -> bytes:
     """Each complete ``$(NAME)`` of ``buf`` replaced by ``value_of(NAME, placeholder)``, left to right."""
-    start = buf.find(b"$(")
+    start = _find_open(buf, 0)
     if start < 0:
         return buf
     out: list[bytes] = []
@@ -211,19 +225,21 @@ def _substitute(buf: bytes, value_of: Callable[[bytes, bytes], bytes]) -> bytes:
         if start + 2 < end <= start + 2 + MAX_NAME_CHARS and buf[end : end + 1] == b")":
             out += (buf[done:start], value_of(buf[start + 2 : end], buf[start : end + 1]))
             done = end + 1
-            start = buf.find(b"$(", done)
+            start = _find_open(buf, done)
         else:
-            start = buf.find(b"$(", start + 1)
+            start = _find_open(buf, start + 1)
     out.append(buf[done:])
     return b"".join(out)
 
 
 def _is_partial(buf: bytes, cut: int) -> bool:
     """Whether ``buf[cut:]`` is a placeholder cut off by the end of a chunk: ``$``, ``$(`` or ``$(NAME``."""
-    tail = buf[cut + 1 :]
-    if not tail:
+    if cut + 1 == len(buf):
         return True
-    return tail[:1] == b"(" and len(tail) - 1 <= MAX_NAME_CHARS and not tail[1:].translate(None, _NAME_BYTES)
+    # Test the byte after the ``$`` before copying the tail: the last ``$`` may be far from the end.
+    if buf[cut + 1] != 0x28 or len(buf) - cut - 2 > MAX_NAME_CHARS:
+        return False
+    return not buf[cut + 2 :].translate(None, _NAME_BYTES)
 
 
 def render(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import re
 import tracemalloc
 from collections.abc import Iterator
 
@@ -45,6 +46,35 @@ def run(data: bytes, *, env: dict[str, str] | None = None, strict: bool = False,
 )
 def test_expansion_table(template: str, rendered: str) -> None:
     assert run(template.encode()).decode() == rendered
+
+
+def reference(data: bytes, env: dict[str, str]) -> bytes:
+    """prometheus-config-reloader's rule, as its regexp states it."""
+
+    def value(m: re.Match[bytes]) -> bytes:
+        name = m.group(1).decode()
+        return env[name].encode() if name in env else m.group(0)
+
+    return re.sub(rb"\$\(([A-Za-z0-9_]+)\)", value, data)
+
+
+@pytest.mark.parametrize("dollars", [0, 1, 15, 16, 17, 40])
+def test_a_placeholder_after_many_other_dollars_is_expanded(dollars: int) -> None:
+    # The search skips lone ``$`` one by one for a while, then falls back to a two-byte search.
+    text = b"replacement: $1\n" * dollars + b"replica: $(POD_NAME) $ $( $(A)" + b" ${1}" * dollars + b"$(B)"
+    assert run(text) == reference(text, ENV)
+    assert run(text, chunk=7) == reference(text, ENV)
+
+
+def test_random_text_renders_as_the_regexp_says() -> None:
+    rng = random.Random(7)
+    alphabet = [b"$", b"(", b")", b"A", b"B", b"_x9", b"POD_NAME", b"-", b" ", b"$(", b"$1"]
+    for _ in range(500):
+        text = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60)))
+        if not text:
+            continue
+        assert run(text) == reference(text, ENV), text
+        assert run(text, chunk=rng.randrange(1, 9)) == reference(text, ENV), text
 
 
 def test_unset_variable_stays_literally_and_is_counted_by_name() -> None:
