@@ -37,6 +37,7 @@ _NAME_BYTES: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 The scanning below is plain bytes operations, not ``re``: importing re costs about 1 s of wall time
 under a 10m CPU limit, in init mode, for a handful of placeholders."""
 _NAME_SET: Final = frozenset(_NAME_BYTES)
+_NAME_PEEK: Final = 64
 _DOLLAR_TRIES: Final = 16
 """How many ``$`` not followed by ``(`` ``_find_open`` skips one by one before the two-byte find."""
 
@@ -236,10 +237,13 @@ def _is_partial(buf: bytes, cut: int) -> bool:
     """Whether ``buf[cut:]`` is a placeholder cut off by the end of a chunk: ``$``, ``$(`` or ``$(NAME``."""
     if cut + 1 == len(buf):
         return True
-    # Test the byte after the ``$`` before copying the tail: the last ``$`` may be far from the end.
+    # The last ``$`` may be far from the end: look at the few bytes after it before the whole tail.
     if buf[cut + 1] != 0x28 or len(buf) - cut - 2 > MAX_NAME_CHARS:
         return False
-    return not buf[cut + 2 :].translate(None, _NAME_BYTES)
+    head = buf[cut + 2 : cut + 2 + _NAME_PEEK]
+    if head.translate(None, _NAME_BYTES):
+        return False
+    return len(head) < _NAME_PEEK or not buf[cut + 2 + _NAME_PEEK :].translate(None, _NAME_BYTES)
 
 
 def render(

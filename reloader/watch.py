@@ -1,19 +1,18 @@
-"""Watching: file events on the watched directories, in one thread that proves it is alive.
+"""Watching: file events on the watched directories, handed to the event loop by a backend.
 
 We watch the parent directory of the config file, never the file itself: in a Kubernetes volume the
 visible name is a symlink into ``..data``, and an update swaps ``..data`` with one rename, so a watch on
 the file (or its inode) would miss the second update. Watched directories are watched recursively.
 
-The watching happens in one daemon thread (a backend), which hands batches of relevant events to the
-event loop and calls ``beat`` at least every ``heartbeat_s``. A thread that stops beating is hung (a
-stuck filesystem call, a dead watcher library thread): the caller sees it through the beat's age, and
-stops waiting for it. The thread is a daemon of our own, not the loop's executor, so a hung one never
-blocks the process from exiting.
-
-Backends: inotify on Linux (``reloader.watch_inotify``: the thread sleeps in poll(2) until an event
-comes, so an idle sidecar uses no CPU), and watchfiles elsewhere. watchfiles' Rust loop wakes every
-``step`` under the GIL (at 5 ms that is about 10 millicores, prometheus-operator's whole CPU limit for
-the sidecar), so it is only the fallback.
+Backends:
+- inotify on Linux (``reloader.watch_inotify``), read on the event loop itself: an idle sidecar uses
+  no CPU, and a change costs no thread wake-up. It calls ``beat`` from the loop.
+- watchfiles elsewhere, in a daemon thread of our own. watchfiles' Rust loop wakes every ``step``
+  under the GIL (at 5 ms that is about 10 millicores, prometheus-operator's whole CPU limit for the
+  sidecar), so it is only the fallback. The thread calls ``beat`` at least every ``heartbeat_s``; one
+  that stops beating is hung (a stuck file system call, a dead watcher library thread): the caller
+  sees it through the beat's age, and stops waiting for it. It is not the loop's executor, so a hung
+  one never blocks the process from exiting.
 """
 
 from __future__ import annotations
@@ -25,12 +24,12 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from reloader.tree import watch_roots
 from reloader.watch_inotify import WatchError
 
-__all__ = ["Backend", "WatchError", "event_filter", "watch_changes", "watch_roots"]
+__all__ = ["Backend", "LoopBackend", "WatchError", "event_filter", "watch_changes", "watch_roots"]
 
 WATCHFILES_STEP_MS: Final = 5
 """How often watchfiles checks for events; bounds change-to-trigger latency at --delay-interval=0."""
@@ -55,6 +54,17 @@ class Backend(Protocol):
     ) -> None:
         """Call ``ready`` once the directories are watched, ``emit(n)`` per batch of n relevant events,
         and ``beat`` at least every heartbeat. ``wakeup_fd`` becomes readable when ``stop`` is set."""
+
+
+@runtime_checkable
+class LoopBackend(Protocol):
+    """A watcher that runs on the event loop until cancelled (or raises)."""
+
+    async def run_on_loop(
+        self, emit: Callable[[int], None], ready: Callable[[], None], beat: Callable[[], None]
+    ) -> None:
+        """Call ``ready`` once the directories are watched, ``emit(n)`` per batch of n relevant events,
+        and ``beat`` at least every heartbeat, all on the loop."""
 
 
 def event_filter(
@@ -90,7 +100,7 @@ def event_filter(
 
 def default_backend(
     roots: Sequence[Path], keep: Keep, recursive: Sequence[Path], heartbeat_s: float
-) -> Backend:
+) -> Backend | LoopBackend:
     """inotify where the kernel has it, else watchfiles."""
     from reloader import watch_inotify
 
@@ -108,24 +118,29 @@ async def watch_changes(
     beat: Callable[[], None] = lambda: None,
     recursive: Sequence[Path] = (),
     heartbeat_s: float = 5.0,
-    backend: Backend | None = None,
+    backend: Backend | LoopBackend | None = None,
 ) -> None:
     """Call ``on_events(n)`` for every batch of n relevant events until cancelled.
 
     ``on_ready`` is called once the directories are really being watched: whatever changed before that
     moment was not seen as an event, so the caller re-reads everything then. ``recursive`` names the
-    roots whose subdirectories are watched too. ``beat`` is called from the watcher thread at least
-    every ``heartbeat_s`` while it is alive. Raises FileNotFoundError when a directory does not exist,
-    WatchError when a watched directory itself is removed, and whatever the backend raises.
+    roots whose subdirectories are watched too. ``beat`` is called at least every ``heartbeat_s``
+    while the watcher is alive (from a thread backend's thread). Raises FileNotFoundError when a
+    directory does not exist, WatchError when a watched directory itself is removed, and whatever the
+    backend raises.
 
-    ``on_events`` and ``on_ready`` run on the event loop. Cancelling stops the thread and waits for it
-    up to ``JOIN_TIMEOUT_S``; a hung thread is left behind, and whatever it reports later is dropped.
+    ``on_events`` and ``on_ready`` run on the event loop. Cancelling a thread backend stops its thread
+    and waits for it up to ``JOIN_TIMEOUT_S``; a hung thread is left behind, and whatever it reports
+    later is dropped.
     """
     for root in roots:
         if not root.is_dir():
             raise FileNotFoundError(errno.ENOENT, "watched directory does not exist", str(root))
     if backend is None:
         backend = default_backend(roots, keep, recursive, heartbeat_s)
+    if isinstance(backend, LoopBackend):
+        await backend.run_on_loop(on_events, on_ready, beat)
+        raise WatchError("file watcher stopped")
     loop = asyncio.get_running_loop()
     stop = threading.Event()
     done: asyncio.Future[None] = loop.create_future()

@@ -106,6 +106,17 @@ def test_placeholder_split_at_every_chunk_boundary_is_still_expanded() -> None:
     assert run(text, chunk=1) == whole
 
 
+def test_a_long_name_split_anywhere_is_still_expanded() -> None:
+    # Longer than the few bytes looked at first after a chunk's last ``$(``.
+    name = "LONG_" + "X" * 150
+    env = {**ENV, name: "long"}
+    text = f"a: $(POD_NAME) b: $({name}) c: $({name}-) d".encode()
+    whole = b"a: prom-0 b: long c: $(" + name.encode() + b"-) d"
+    for cut in range(len(text) + 1):
+        chunks = [text[:cut], text[cut:]]
+        assert b"".join(render(chunks, env, Expansion(), source="x")) == whole, cut
+
+
 def test_placeholder_split_across_gzip_output_chunks_is_expanded() -> None:
     # The placeholder straddles the 64 KiB boundary of the decompressor's output.
     text = b"x" * (CHUNK_BYTES - 4) + b"$(POD_NAME)" + b"y" * 10

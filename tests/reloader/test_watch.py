@@ -1,4 +1,5 @@
-"""watch_changes with real directories and both real backends: inotify (Linux) and watchfiles."""
+"""watch_changes with real directories and both real backends: inotify (Linux, on the event loop) and
+watchfiles (in a thread)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from reloader.watch import JOIN_TIMEOUT_S, Backend, WatchError, WatchfilesBackend, event_filter, watch_changes
-from reloader.watch_inotify import InotifyBackend, available
+from reloader.watch import (
+    JOIN_TIMEOUT_S,
+    Backend,
+    LoopBackend,
+    WatchError,
+    WatchfilesBackend,
+    event_filter,
+    watch_changes,
+)
+from reloader.watch_inotify import READ_BYTES, InotifyBackend, available
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.skipif(not available(), reason="inotify backend needs Linux and inotify_simple")
 
-BackendFactory = Callable[[list[Path], list[Path]], Backend]
+BackendFactory = Callable[[list[Path], list[Path]], Backend | LoopBackend]
 BACKENDS: dict[str, BackendFactory] = {
     "inotify": lambda roots, rec: InotifyBackend(roots, lambda _p: True, recursive=rec, heartbeat_s=0.2),
     "watchfiles": lambda roots, rec: WatchfilesBackend(
@@ -25,8 +34,24 @@ BACKENDS: dict[str, BackendFactory] = {
 }
 
 
+THREADS = {"inotify": 0, "watchfiles": 1}
+"""Watcher threads each backend runs: inotify is read on the event loop."""
+
+
 def watcher_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name == "config-reloader-watch")
+
+
+def inotify_fds() -> int:
+    """This process's open inotify descriptors."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += os.readlink(fd) == "anon_inode:inotify"
+        except OSError:
+            continue  # the descriptor of the iteration itself, already closed
+    return count
 
 
 class Recorder:
@@ -54,7 +79,7 @@ class Recorder:
 
 
 async def start(
-    backend: Backend, roots: list[Path], rec: Recorder, recursive: list[Path]
+    backend: Backend | LoopBackend, roots: list[Path], rec: Recorder, recursive: list[Path]
 ) -> asyncio.Task[None]:
     task = asyncio.create_task(
         watch_changes(
@@ -72,15 +97,15 @@ async def start(
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
-async def test_events_arrive_on_the_loop_after_ready_beats_go_on_and_cancel_stops_the_thread(
+async def test_events_arrive_on_the_loop_after_ready_beats_go_on_and_cancel_stops_the_watch(
     tmp_path: Path, name: str
 ) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
-    before = watcher_threads()
+    before, fds_before = watcher_threads(), inotify_fds()
     rec = Recorder()
     task = await start(BACKENDS[name]([rules], [rules]), [rules], rec, [rules])
-    assert watcher_threads() == before + 1
+    assert watcher_threads() == before + THREADS[name]
 
     (rules / "a.rules.yaml").write_text("groups: []\n")
     await eventually(lambda: rec.events > 0, "an event for a.rules.yaml")
@@ -93,6 +118,7 @@ async def test_events_arrive_on_the_loop_after_ready_beats_go_on_and_cancel_stop
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 30)
     await eventually(lambda: watcher_threads() == before, "the watcher thread to end")
+    await eventually(lambda: inotify_fds() == fds_before, "the inotify descriptor to be closed")
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
@@ -147,17 +173,40 @@ async def test_inotify_counts_a_written_file_once_and_ignores_an_unrelated_name(
             await task
 
 
+async def test_inotify_counts_a_burst_longer_than_one_read(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    rec = Recorder()
+    task = await start(
+        InotifyBackend([config_dir], lambda _p: True, recursive=[], heartbeat_s=0.2), [config_dir], rec, []
+    )
+    try:
+        # Each close-after-write event holds its 200-byte name: together several reads' worth.
+        names = [f"{i:04d}-" + "n" * 195 for i in range(600)]
+        assert len(names) * (16 + 200) > READ_BYTES
+        for name in names:
+            (config_dir / name).write_bytes(b"x")
+        await eventually(lambda: rec.events >= len(names), "every file's event")
+        await asyncio.sleep(0.3)
+        assert rec.events == len(names)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 async def test_removing_a_watched_directory_is_an_error_naming_it(tmp_path: Path, name: str) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
-    before = watcher_threads()
+    before, fds_before = watcher_threads(), inotify_fds()
     rec = Recorder()
     task = await start(BACKENDS[name]([rules], []), [rules], rec, [])
     rules.rmdir()
     with pytest.raises(WatchError, match=f"watched directory {rules} was removed"):
         await asyncio.wait_for(task, 30)
     await eventually(lambda: watcher_threads() == before, "the watcher thread to end")
+    await eventually(lambda: inotify_fds() == fds_before, "the inotify descriptor to be closed")
 
 
 async def test_a_missing_directory_cannot_be_watched(tmp_path: Path) -> None:
