@@ -85,7 +85,7 @@ class ReloadFailed(RuntimeError):
 
 
 class WatcherHung(RuntimeError):
-    """The watcher thread stopped beating."""
+    """The watcher stopped beating."""
 
 
 class WatcherReturned(RuntimeError):
@@ -170,7 +170,7 @@ class Reloader:
         self._changed.set()
 
     def beat(self) -> None:
-        """The watcher thread is alive. Thread-safe: one float store."""
+        """The watcher is alive. Thread-safe (the watchfiles thread calls it): one float store."""
         self._last_beat = time.monotonic()
 
     def watching(self) -> None:

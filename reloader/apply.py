@@ -47,7 +47,7 @@ class Options:
     - ``http_client_file``: Prometheus-style HTTP client config for the reload and runtimeinfo URLs.
     - ``strict_env``: an unset ``$(VAR)`` is an error instead of staying literally.
     - ``max_config_bytes``: bound on the decompressed input (gzip bombs).
-    - ``watch_heartbeat_s``: the file watcher's thread proves it is alive this often; after three
+    - ``watch_heartbeat_s``: the file watcher proves it is alive this often; after three
       missed beats it counts as hung: /healthz fails and the watcher is restarted.
     """
 

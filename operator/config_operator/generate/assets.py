@@ -279,18 +279,6 @@ def proxy_settings(
         if value is not None and (not needs or gates.allows(needs, f"{prefix}{name}")):
             out[key] = value
     return out
-    if minimum and not gates.allows(minimum, f"{where}.proxy settings"):
-        return out
-    if url is not None:
-        out["proxy_url"] = url
-    for name, key, value in (
-        ("noProxy", "no_proxy", no_proxy),
-        ("proxyFromEnvironment", "proxy_from_environment", from_env),
-        ("proxyConnectHeader", "proxy_connect_header", header_values if headers is not None else None),
-    ):
-        if value is not None and (minimum or gates.allows("2.43.0", f"{prefix}{name}")):
-            out[key] = value
-    return out
 
 
 def basic_auth(auth: Any, values: Values, where: str, problems: list[str]) -> dict[str, Any] | None:

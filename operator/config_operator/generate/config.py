@@ -11,7 +11,6 @@ our choosing (prometheus-operator's: ``job_name`` first), never in input order.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from config_operator.generate.additional import additional_scrape_configs
 from config_operator.generate.alerting import alerting_section
 from config_operator.generate.cache import Built, JobCache
 from config_operator.generate.common import InvalidConfig, Rejected
+from config_operator.generate.deflate import compress as compress_segments
 from config_operator.generate.endpoints import JobContext, monitor_jobs
 from config_operator.generate.gate import Gates, spec_version
 from config_operator.generate.globals import global_block, rule_files, with_replica_labeldrop
@@ -299,8 +299,9 @@ def _rules(
 
 
 def compress(config: bytes) -> bytes:
-    """gzip with mtime 0 and no file name, so the same config always gives the same bytes."""
-    return gzip.compress(config, compresslevel=9, mtime=0)
+    """gzip with mtime 0 and no file name, in segments that a change compresses again one by one
+    (``deflate``): the same config always gives the same bytes, as ``JobCache.compress`` does."""
+    return compress_segments(config)
 
 
 def config_hash(config: bytes) -> str:
