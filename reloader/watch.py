@@ -47,13 +47,12 @@ class Backend(Protocol):
     def run(
         self,
         stop: threading.Event,
-        wakeup_fd: int,
         emit: Callable[[int], None],
         ready: Callable[[], None],
         beat: Callable[[], None],
     ) -> None:
         """Call ``ready`` once the directories are watched, ``emit(n)`` per batch of n relevant events,
-        and ``beat`` at least every heartbeat. ``wakeup_fd`` becomes readable when ``stop`` is set."""
+        and ``beat`` at least every heartbeat; return soon after ``stop`` is set."""
 
 
 @runtime_checkable
@@ -144,7 +143,6 @@ async def watch_changes(
     loop = asyncio.get_running_loop()
     stop = threading.Event()
     done: asyncio.Future[None] = loop.create_future()
-    wake_r, wake_w = os.pipe()
 
     def call(fn: Callable[..., None], *args: object) -> None:
         if not stop.is_set():
@@ -162,11 +160,9 @@ async def watch_changes(
     def thread_main() -> None:
         exc: BaseException | None = None
         try:
-            backend.run(stop, wake_r, lambda n: call(on_events, n), lambda: call(on_ready), beat)
+            backend.run(stop, lambda n: call(on_events, n), lambda: call(on_ready), beat)
         except BaseException as e:  # handed to the loop, which raises it in the caller
             exc = e
-        finally:
-            os.close(wake_r)
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(finish, exc)
 
@@ -177,9 +173,6 @@ async def watch_changes(
         await asyncio.shield(done)
     finally:
         stop.set()
-        with contextlib.suppress(OSError):  # the thread has closed its end already
-            os.write(wake_w, b"x")
-        os.close(wake_w)
         await asyncio.wait([done], timeout=JOIN_TIMEOUT_S)
         if done.done() and not done.cancelled():
             done.exception()  # retrieved, so asyncio does not log it as never retrieved
@@ -203,12 +196,10 @@ class WatchfilesBackend:
     def run(
         self,
         stop: threading.Event,
-        wakeup_fd: int,
         emit: Callable[[int], None],
         ready: Callable[[], None],
         beat: Callable[[], None],
     ) -> None:
-        del wakeup_fd  # watchfiles checks stop_event itself
         from watchfiles import Change, watch
 
         batches = watch(

@@ -229,12 +229,11 @@ class HangingBackend:
     def run(
         self,
         stop: threading.Event,
-        wakeup_fd: int,
         emit: Callable[[int], None],
         ready: Callable[[], None],
         beat: Callable[[], None],
     ) -> None:
-        del stop, wakeup_fd, emit
+        del stop, emit
         beat()
         ready()
         self.blocked.set()

@@ -115,7 +115,7 @@ class IncrementalGzip:
         body = [*self._body[:head], *_segments(data, middle), *self._body[tail:]]
         self._bounds = [*bounds[:head], *middle[:-1], *(b + shift for b in bounds[tail:])]
         crcs = self._crcs[: head + 1]
-        for a, b in zip(self._bounds[head:], self._bounds[head + 1 :], strict=False):
+        for a, b in itertools.pairwise(self._bounds[head:]):
             crcs.append(zlib.crc32(data[a:b], crcs[-1]))
         self._data, self._body, self._crcs = data, body, crcs
         return _wrap(body, crcs[-1], len(data))
